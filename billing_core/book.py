@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from billing_core.catalog import Aggregation, Price, UsageType
 from billing_core.context import BillingContext
@@ -42,8 +43,8 @@ MARKETS: dict[str, tuple[float, Decimal, list[tuple[str, str]]]] = {
     "USD": (0.50, Decimal(1), [("US", "America/New_York"), ("US", "America/Los_Angeles"), ("US", "America/Chicago")]),
     "EUR": (0.25, Decimal("0.9"), [("DE", "Europe/Berlin"), ("FR", "Europe/Paris"), ("ES", "Europe/Madrid")]),
     "GBP": (0.10, Decimal("0.8"), [("GB", "Europe/London")]),
-    "JPY": (0.10, Decimal("1.5"), [("JP", "Asia/Tokyo")]),
-    "KWD": (0.05, Decimal("3"), [("KW", "Asia/Kuwait")]),
+    "JPY": (0.10, Decimal("150"), [("JP", "Asia/Tokyo")]),
+    "KWD": (0.05, Decimal("0.3"), [("KW", "Asia/Kuwait")]),
 }
 # jurisdiction: (percentage, inclusive)
 TAXES: dict[str, tuple[str, bool]] = {
@@ -203,7 +204,13 @@ def _write_chunk(
     customer_ids = bulk.reserve_ids("customers", wanted)
     pm_ids = bulk.reserve_ids("payment_methods", wanted)
     sub_ids = iter(bulk.reserve_ids("subscriptions", wanted))
-    customers, cards, subs, items, usage, pending, charges = [], [], [], [], [], [], []
+    customers: list[tuple[Any, ...]] = []
+    cards: list[tuple[Any, ...]] = []
+    subs: list[tuple[Any, ...]] = []
+    items: list[tuple[Any, ...]] = []
+    usage: list[tuple[Any, ...]] = []
+    pending: list[tuple[Any, ...]] = []
+    charges: list[tuple[Any, ...]] = []
     made = 0
     for customer_id, pm_id in zip(customer_ids, pm_ids, strict=True):
         if made >= wanted:

@@ -66,7 +66,7 @@ class BillingContext:
         always enforces them. ``tests/data`` checks every foreign key after bulk runs.
         """
         with self.engine.connect() as conn:
-            raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+            raw: Any = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
             relaxed = raw is not None and not checked_references
             if relaxed:
                 raw.execute("PRAGMA foreign_keys=OFF")

@@ -290,7 +290,7 @@ def write_invoices(
     for start in range(0, len(customers), 500):
         chunk = customers[start : start + 500]
         marks = ", ".join("?" * len(chunk))
-        balances.update(bulk.query(f"SELECT id, balance_minor FROM customers WHERE id IN ({marks})", chunk))  # type: ignore[arg-type]
+        balances.update(bulk.query(f"SELECT id, balance_minor FROM customers WHERE id IN ({marks})", chunk))
     attempts_needed = sum(1 for p in plans if p.totals.amount_due_minor and p.payment_method_id is not None)
     batch = build_batch(
         plans,

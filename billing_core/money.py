@@ -53,7 +53,7 @@ class Currency:
 
     @property
     def minor_per_major(self) -> int:
-        return 10**self.exponent
+        return int(10**self.exponent)
 
     def __str__(self) -> str:
         return self.code

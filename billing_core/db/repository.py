@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, CursorResult, select
 
 from billing_core.catalog import (
     Aggregation,
@@ -26,6 +26,14 @@ from billing_core.subscriptions import Subscription, SubscriptionItem, Subscript
 from billing_core.tax import TaxRate
 
 
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The integer primary key of the row an ``INSERT`` just wrote."""
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - every table here has an integer key
+        raise RuntimeError("the INSERT returned no primary key")
+    return int(key[0])
+
+
 def _one(
     conn: Connection, table: Any, key: Any, value: Any, *, field: str, entity: str, lock: bool = False
 ) -> Any:
@@ -40,7 +48,7 @@ def _one(
     return row
 
 
-def customer_from_row(row: Mapping[str, Any]) -> Customer:
+def customer_from_row(row: Mapping[Any, Any]) -> Customer:
     return Customer(
         id=row["id"],
         email=row["email"],
@@ -66,7 +74,7 @@ def get_customer(
     )
 
 
-def payment_method_from_row(row: Mapping[str, Any]) -> PaymentMethod:
+def payment_method_from_row(row: Mapping[Any, Any]) -> PaymentMethod:
     return PaymentMethod(
         id=row["id"],
         customer_id=row["customer_id"],
@@ -107,7 +115,7 @@ def all_metrics(conn: Connection) -> dict[str, BillableMetric]:
     return {r["code"]: BillableMetric(r["code"], r["name"], Aggregation(r["aggregation"])) for r in rows}
 
 
-def price_from_row(row: Mapping[str, Any], tiers: Iterable[Mapping[str, Any]] = ()) -> Price:
+def price_from_row(row: Mapping[Any, Any], tiers: Iterable[Mapping[Any, Any]] = ()) -> Price:
     return Price(
         id=row["id"],
         product_id=row["product_id"],
@@ -137,7 +145,7 @@ def load_prices(conn: Connection, price_ids: Iterable[int] | None = None) -> dic
         ids = list(set(price_ids))
         query = query.where(t.prices.c.id.in_(ids))
         tier_query = tier_query.where(t.price_tiers.c.price_id.in_(ids))
-    tiers: dict[int, list[Mapping[str, Any]]] = {}
+    tiers: dict[int, list[Mapping[Any, Any]]] = {}
     for tier in conn.execute(tier_query).mappings():
         tiers.setdefault(tier["price_id"], []).append(tier)
     return {
@@ -154,7 +162,7 @@ def get_price(conn: Connection, price_id: object, *, field: str = "price_id") ->
     return found
 
 
-def coupon_from_row(row: Mapping[str, Any]) -> Coupon:
+def coupon_from_row(row: Mapping[Any, Any]) -> Coupon:
     return Coupon(
         id=row["id"],
         name=row["name"],
@@ -174,7 +182,7 @@ def load_coupons(conn: Connection) -> dict[int, Coupon]:
     return {row["id"]: coupon_from_row(row) for row in conn.execute(select(t.coupons)).mappings()}
 
 
-def tax_rate_from_row(row: Mapping[str, Any]) -> TaxRate:
+def tax_rate_from_row(row: Mapping[Any, Any]) -> TaxRate:
     return TaxRate(
         id=row["id"],
         jurisdiction=row["jurisdiction"],
@@ -194,7 +202,7 @@ def load_tax_rates(conn: Connection) -> dict[int, TaxRate]:
     return {row["id"]: tax_rate_from_row(row) for row in conn.execute(select(t.tax_rates)).mappings()}
 
 
-def subscription_from_row(row: Mapping[str, Any], items: Iterable[Mapping[str, Any]]) -> Subscription:
+def subscription_from_row(row: Mapping[Any, Any], items: Iterable[Mapping[Any, Any]]) -> Subscription:
     return Subscription(
         id=row["id"],
         customer_id=row["customer_id"],

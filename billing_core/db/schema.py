@@ -8,6 +8,8 @@ and the outbox is append-only.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -27,7 +29,7 @@ from sqlalchemy import (
 from billing_core.db.types import DecimalText, UTCDateTime
 
 #: ``sqlite_autoincrement``: ids are never reused and can be reserved in blocks
-_AUTO = {"sqlite_autoincrement": True}
+_AUTO: dict[str, Any] = {"sqlite_autoincrement": True}
 
 metadata = MetaData(
     naming_convention={

@@ -9,6 +9,7 @@ from sqlalchemy import insert
 from billing_core.context import BillingContext
 from billing_core.db import repository
 from billing_core.db import schema as t
+from billing_core.db.repository import inserted_id
 from billing_core.errors import InvalidInput
 from billing_core.invoices import BillingReason
 from billing_core.invoicing import InvoicePlan, OneTimeCharge, PricingCache, one_time_lines
@@ -61,7 +62,7 @@ def add_one_time_charge(
             tx.bulk.execute(
                 "UPDATE subscriptions SET updated_at = ? WHERE id = ?", (tx.bulk.instant(tx.now), subscription_id)
             )
-        charge_id = tx.conn.execute(
+        charge_id = inserted_id(tx.conn.execute(
             insert(t.one_time_charges).values(
                 customer_id=customer.id,
                 subscription_id=subscription_id,
@@ -71,7 +72,7 @@ def add_one_time_charge(
                 currency=cur.code,
                 created_at=tx.now,
             )
-        ).inserted_primary_key[0]
+        ))
         tx.emit(
             "one_time_charge.created",
             "customer",

@@ -10,6 +10,7 @@ from billing_core.context import BillingContext
 from billing_core.customers import PaymentMethod, validate_card
 from billing_core.db import repository
 from billing_core.db import schema as t
+from billing_core.db.repository import inserted_id
 
 
 def add_payment_method(
@@ -31,7 +32,7 @@ def add_payment_method(
             fingerprint
             or hashlib.sha256(f"{customer.id}:{bin}:{last4}:{exp_month}:{exp_year}".encode()).hexdigest()[:32]
         )
-        pm_id = tx.conn.execute(
+        pm_id = inserted_id(tx.conn.execute(
             insert(t.payment_methods).values(
                 customer_id=customer.id,
                 brand=str(values["brand"]),
@@ -42,7 +43,7 @@ def add_payment_method(
                 fingerprint=print_,
                 created_at=tx.now,
             )
-        ).inserted_primary_key[0]
+        ))
         if make_default:
             tx.conn.execute(
                 update(t.customers)

@@ -8,16 +8,17 @@ up period by period (one pass per period).
 
 How it scales
 -------------
-The run is set-based and pipelined. Due subscriptions are taken in chunks, in id order. For each
-chunk, a *planner* reads every input with a handful of queries (subscriptions, items, customers,
-usage aggregated in SQL, scheduled plan changes, one-time charges) from a read snapshot, prices
-the invoices with the pure planning code (:func:`billing_core.invoicing.plan_renewal`, which
-remembers every distinct pricing case), and builds every row to write. A *writer* thread takes
-the database's write lock, checks that the chunk's subscriptions (and the credit balances it
-used) are still as planned, writes everything in bulk and commits. The planner then sends the
-chunk's pending payment attempts to the gateway and builds the rows that record the answers,
-which the writer writes in turn. While the writer works, the planner prepares the next chunk,
-so that Python and the database (which releases the interpreter while it works) run at once.
+The run is set-based. Due subscriptions are taken in chunks (20,000 by default), in id order.
+For each chunk the *planner* reads every input with a handful of queries (subscriptions, items,
+customers, usage aggregated in SQL, scheduled plan changes, one-time charges) from a read
+snapshot, prices the invoices with the pure planning code
+(:func:`billing_core.invoicing.plan_renewal`, which remembers every distinct pricing case, so a
+million subscriptions on a few hundred plans are priced a few thousand times), and builds every
+row to write as plain tuples. Only then does the run take the write lock, check that the chunk's
+subscriptions (and the credit balances it used) are still as planned, and write everything with
+``executemany`` (``COPY`` on PostgreSQL) in one short transaction. The chunk's pending payment
+attempts then go to the gateway in one batch, and the answers are recorded in bulk the same way.
+The write lock is held only while rows are written, never while Python prices.
 
 Exactly once
 ------------
@@ -59,8 +60,8 @@ from billing_core.services.collect_payments import (
     Pending,
     build_results,
     collect_payments,
-    record,
     open_invoice_counts,
+    record,
     send,
     write_results,
 )

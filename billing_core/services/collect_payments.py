@@ -215,7 +215,7 @@ def open_invoice_counts(bulk: Bulk, subscription_ids: set[int]) -> dict[int, int
                 f"SELECT subscription_id, COUNT(*) FROM invoices WHERE subscription_id IN ({marks})"
                 " AND status IN ('open', 'uncollectible') GROUP BY subscription_id",
                 chunk,
-            )  # type: ignore[arg-type]
+            )
         )
     return counts
 

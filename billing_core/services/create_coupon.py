@@ -7,6 +7,7 @@ from sqlalchemy import insert
 from billing_core.context import BillingContext
 from billing_core.db import repository
 from billing_core.db import schema as t
+from billing_core.db.repository import inserted_id
 from billing_core.discounts import Coupon
 from billing_core.discounts import validate_coupon as _validate_coupon
 
@@ -33,8 +34,6 @@ def create_coupon(
     row["duration"] = str(values["duration"])
     row["currency"] = values["currency"].code if values["currency"] else None  # type: ignore[attr-defined]
     with ctx.transaction() as tx:
-        coupon_id = tx.conn.execute(insert(t.coupons).values(**row, created_at=tx.now)).inserted_primary_key[
-            0
-        ]
+        coupon_id = inserted_id(tx.conn.execute(insert(t.coupons).values(**row, created_at=tx.now)))
         tx.emit("coupon.created", "coupon", coupon_id, coupon_id=coupon_id, **row)
         return repository.get_coupon(tx.conn, coupon_id)

@@ -8,6 +8,7 @@ from billing_core.context import BillingContext
 from billing_core.customers import Customer, validate_customer
 from billing_core.db import repository
 from billing_core.db import schema as t
+from billing_core.db.repository import inserted_id
 from billing_core.errors import IdempotencyConflict
 
 
@@ -50,11 +51,11 @@ def create_customer(
                 return repository.customer_from_row(existing)
         if tax_rate_id is not None:
             repository.get_tax_rate(tx.conn, tax_rate_id)
-        customer_id = tx.conn.execute(
+        customer_id = inserted_id(tx.conn.execute(
             insert(t.customers).values(
                 **values, tax_rate_id=tax_rate_id, balance_minor=0, created_at=tx.now, updated_at=tx.now
             )
-        ).inserted_primary_key[0]
+        ))
         tx.emit(
             "customer.created",
             "customer",

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from sqlalchemy import insert
 
-from billing_core.catalog import Price
+from billing_core.catalog import Price, Tier
 from billing_core.catalog import validate_price as _validate_price
 from billing_core.context import BillingContext
 from billing_core.db import repository
 from billing_core.db import schema as t
+from billing_core.db.repository import inserted_id
 from billing_core.errors import NotFound
 
 
@@ -48,10 +50,10 @@ def create_price(
             raise NotFound("product_id", "product", product_id)
         if metric_code is not None:
             repository.get_metric(tx.conn, metric_code)
-        price_id = tx.conn.execute(
+        price_id = inserted_id(tx.conn.execute(
             insert(t.prices).values(
                 product_id=product_id,
-                currency=values["currency"].code,  # type: ignore[attr-defined]
+                currency=str(values["currency"]),
                 model=str(values["model"]),
                 interval=str(values["interval"]),
                 interval_count=values["interval_count"],
@@ -63,8 +65,9 @@ def create_price(
                 nickname=nickname,
                 created_at=tx.now,
             )
-        ).inserted_primary_key[0]
-        for position, tier in enumerate(values["tiers"]):  # type: ignore[arg-type]
+        ))
+        tiers_ = cast(tuple[Tier, ...], values["tiers"])
+        for position, tier in enumerate(tiers_):
             tx.conn.execute(
                 insert(t.price_tiers).values(
                     price_id=price_id,
@@ -80,7 +83,7 @@ def create_price(
             price_id,
             price_id=price_id,
             product_id=product_id,
-            currency=values["currency"].code,
+            currency=str(values["currency"]),
             model=str(values["model"]),
-        )  # type: ignore[attr-defined]
+        )
         return repository.get_price(tx.conn, price_id)

@@ -10,6 +10,7 @@ from billing_core.clock import utc
 from billing_core.context import BillingContext
 from billing_core.db import repository
 from billing_core.db import schema as t
+from billing_core.db.repository import inserted_id
 from billing_core.errors import CurrencyMismatch, InvalidInput
 from billing_core.periods import Schedule, first_anchor
 from billing_core.services._common import (
@@ -56,7 +57,7 @@ def create_subscription(
         first = -1 if anchor > start and trial_end is None else 0
         status = SubscriptionStatus.TRIALING if trial_end else SubscriptionStatus.ACTIVE
         period = (start, trial_end) if trial_end else schedule.period(first)
-        sub_id = tx.conn.execute(
+        sub_id = inserted_id(tx.conn.execute(
             insert(t.subscriptions).values(
                 customer_id=customer.id,
                 status=status.value,
@@ -75,7 +76,7 @@ def create_subscription(
                 created_at=tx.now,
                 updated_at=tx.now,
             )
-        ).inserted_primary_key[0]
+        ))
         tx.conn.execute(
             insert(t.subscription_items),
             [{"subscription_id": sub_id, "price_id": i.price_id, "quantity": i.quantity} for i in parsed],

@@ -7,6 +7,7 @@ from sqlalchemy import insert
 from billing_core.context import BillingContext
 from billing_core.db import repository
 from billing_core.db import schema as t
+from billing_core.db.repository import inserted_id
 from billing_core.tax import TaxRate
 from billing_core.tax import validate_tax_rate as _validate_tax_rate
 
@@ -18,8 +19,8 @@ def create_tax_rate(
         jurisdiction=jurisdiction, percentage=percentage, inclusive=inclusive, display_name=display_name
     )
     with ctx.transaction() as tx:
-        rate_id = tx.conn.execute(
+        rate_id = inserted_id(tx.conn.execute(
             insert(t.tax_rates).values(**values, created_at=tx.now)
-        ).inserted_primary_key[0]
+        ))
         tx.emit("tax_rate.created", "tax_rate", rate_id, tax_rate_id=rate_id, **values)
         return repository.get_tax_rate(tx.conn, rate_id)

@@ -49,7 +49,8 @@ def record_chargeback(
             (network_reference,),
         )
         if found:
-            existing = Chargeback(*found[0][:5], ChargebackStatus(found[0][5]))
+            cb_id, cb_payment, cb_amount, cb_fee, cb_currency, cb_status = found[0]
+            existing = Chargeback(cb_id, cb_payment, cb_amount, cb_fee, cb_currency, ChargebackStatus(cb_status))
             if existing.payment_id != payment_id or existing.amount_minor != amount_minor:
                 raise IdempotencyConflict(
                     "network_reference", "a reference not used for another chargeback", network_reference
