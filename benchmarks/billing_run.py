@@ -36,7 +36,9 @@ from billing_core.services.billing_run import run_billing
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--db", type=Path, default=None, help="SQLite file to create (default: a temp dir)")
     parser.add_argument("--chunk-size", type=int, default=20_000)
@@ -54,8 +56,13 @@ def main() -> None:
 
         started = time.perf_counter()
         with tqdm(total=args.invoices, desc="building book", unit="sub", file=sys.stderr) as bar:
-            book = build_book(ctx, subscriptions=args.invoices, as_of=as_of, seed=args.seed,
-                              on_progress=lambda n: bar.update(n - bar.n))
+            book = build_book(
+                ctx,
+                subscriptions=args.invoices,
+                as_of=as_of,
+                seed=args.seed,
+                on_progress=lambda n: bar.update(n - bar.n),
+            )
         build_seconds = time.perf_counter() - started
 
         with ctx.read() as conn:
@@ -63,8 +70,12 @@ def main() -> None:
             (balances_before,) = Bulk(conn).query("SELECT SUM(balance_minor) FROM customers")[0]
 
         with tqdm(total=args.invoices, desc="billing run", unit="inv", file=sys.stderr) as bar:
-            result = run_billing(ctx, as_of=as_of, chunk_size=args.chunk_size,
-                                 on_progress=lambda done, total: bar.update(done - bar.n))
+            result = run_billing(
+                ctx,
+                as_of=as_of,
+                chunk_size=args.chunk_size,
+                on_progress=lambda done, total: bar.update(done - bar.n),
+            )
         checked, wrong = _check(ctx, expected, balances_before or 0)
         report = {
             "invoices": result.invoices,
@@ -104,16 +115,14 @@ def _check(ctx: BillingContext, expected: dict, balances_before: int) -> tuple[i
             want = expected.get((sub_id, parse_instant_column(start).isoformat()))
             if (
                 want is None
-                or (subtotal, discount, tax, total) != (want.subtotal_minor, want.discount_minor, want.tax_minor,
-                                                        want.total_minor)
+                or (subtotal, discount, tax, total)
+                != (want.subtotal_minor, want.discount_minor, want.tax_minor, want.total_minor)
                 or due != total - credit
                 or credit < 0
                 or (total >= 0 and credit > total)
             ):
                 wrong += 1
-        (credit_used,) = bulk.query(
-            "SELECT COALESCE(SUM(credit_applied_minor), 0) FROM invoices"
-        )[0]
+        (credit_used,) = bulk.query("SELECT COALESCE(SUM(credit_applied_minor), 0) FROM invoices")[0]
         (balances_after,) = bulk.query("SELECT COALESCE(SUM(balance_minor), 0) FROM customers")[0]
         if balances_before - credit_used != balances_after:
             wrong += 1

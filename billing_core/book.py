@@ -20,8 +20,9 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from billing_core.catalog import Aggregation, Price, UsageType
@@ -40,7 +41,11 @@ from billing_core.tax import TaxRate
 
 # currency: (share of customers, scale of a USD minor unit, countries with their time zones)
 MARKETS: dict[str, tuple[float, Decimal, list[tuple[str, str]]]] = {
-    "USD": (0.50, Decimal(1), [("US", "America/New_York"), ("US", "America/Los_Angeles"), ("US", "America/Chicago")]),
+    "USD": (
+        0.50,
+        Decimal(1),
+        [("US", "America/New_York"), ("US", "America/Los_Angeles"), ("US", "America/Chicago")],
+    ),
     "EUR": (0.25, Decimal("0.9"), [("DE", "Europe/Berlin"), ("FR", "Europe/Paris"), ("ES", "Europe/Madrid")]),
     "GBP": (0.10, Decimal("0.8"), [("GB", "Europe/London")]),
     "JPY": (0.10, Decimal("150"), [("JP", "Asia/Tokyo")]),
@@ -90,7 +95,10 @@ def _scaled(amount_usd_minor: int | str, code: str) -> Decimal:
 def build_catalog(ctx: BillingContext) -> Catalog:
     catalog = Catalog()
     for code, aggregation in (
-        ("api_calls", "sum"), ("storage_gb", "max"), ("messages", "sum"), ("active_users", "unique_count"),
+        ("api_calls", "sum"),
+        ("storage_gb", "max"),
+        ("messages", "sum"),
+        ("active_users", "unique_count"),
     ):
         create_billable_metric(ctx, code=code, name=code.replace("_", " "), aggregation=aggregation)
         catalog.aggregations[code] = Aggregation(aggregation)
@@ -99,27 +107,69 @@ def build_catalog(ctx: BillingContext) -> Catalog:
     for code in MARKETS:
         plans: dict[str, int] = {}
 
-        def add(name: str, **kwargs: object) -> None:
+        def add(name: str, code: str = code, plans: dict[str, int] = plans, **kwargs: object) -> None:
             price = create_price(ctx, currency=code, nickname=f"{name} ({code})", **kwargs)  # type: ignore[arg-type]
             catalog.prices[price.id] = price
             plans[name] = price.id
 
-        add("basic", product_id=product.id, model="flat", interval="month", unit_amount_minor=_scaled(19_00, code))
-        add("pro", product_id=product.id, model="flat", interval="month", unit_amount_minor=_scaled(49_00, code))
-        add("business", product_id=product.id, model="flat", interval="month", unit_amount_minor=_scaled(199_00, code))
-        add("pro_annual", product_id=product.id, model="flat", interval="year", unit_amount_minor=_scaled(490_00, code))
-        add("seats", product_id=product.id, model="per_unit", interval="month", unit_amount_minor=_scaled(12_00, code))
         add(
-            "api_calls", product_id=addon.id, model="graduated", interval="month", usage_type="metered",
+            "basic",
+            product_id=product.id,
+            model="flat",
+            interval="month",
+            unit_amount_minor=_scaled(19_00, code),
+        )
+        add(
+            "pro",
+            product_id=product.id,
+            model="flat",
+            interval="month",
+            unit_amount_minor=_scaled(49_00, code),
+        )
+        add(
+            "business",
+            product_id=product.id,
+            model="flat",
+            interval="month",
+            unit_amount_minor=_scaled(199_00, code),
+        )
+        add(
+            "pro_annual",
+            product_id=product.id,
+            model="flat",
+            interval="year",
+            unit_amount_minor=_scaled(490_00, code),
+        )
+        add(
+            "seats",
+            product_id=product.id,
+            model="per_unit",
+            interval="month",
+            unit_amount_minor=_scaled(12_00, code),
+        )
+        add(
+            "api_calls",
+            product_id=addon.id,
+            model="graduated",
+            interval="month",
+            usage_type="metered",
             metric_code="api_calls",
             tiers=[
                 {"up_to": 10_000, "unit_amount_minor": "0"},
                 {"up_to": 100_000, "unit_amount_minor": str(_scaled("0.2", code))},
-                {"up_to": None, "unit_amount_minor": str(_scaled("0.1", code)), "flat_amount_minor": int(_scaled(5_00, code))},
+                {
+                    "up_to": None,
+                    "unit_amount_minor": str(_scaled("0.1", code)),
+                    "flat_amount_minor": int(_scaled(5_00, code)),
+                },
             ],
         )
         add(
-            "storage", product_id=addon.id, model="volume", interval="month", usage_type="metered",
+            "storage",
+            product_id=addon.id,
+            model="volume",
+            interval="month",
+            usage_type="metered",
             metric_code="storage_gb",
             tiers=[
                 {"up_to": 100, "unit_amount_minor": str(_scaled(10, code))},
@@ -128,28 +178,49 @@ def build_catalog(ctx: BillingContext) -> Catalog:
             ],
         )
         add(
-            "messages", product_id=addon.id, model="package", interval="month", usage_type="metered",
-            metric_code="messages", package_size=1000, unit_amount_minor=_scaled(2_50, code),
+            "messages",
+            product_id=addon.id,
+            model="package",
+            interval="month",
+            usage_type="metered",
+            metric_code="messages",
+            package_size=1000,
+            unit_amount_minor=_scaled(2_50, code),
         )
         add(
-            "active_users", product_id=addon.id, model="per_unit", interval="month", usage_type="metered",
-            metric_code="active_users", unit_amount_minor=_scaled(1_00, code),
+            "active_users",
+            product_id=addon.id,
+            model="per_unit",
+            interval="month",
+            usage_type="metered",
+            metric_code="active_users",
+            unit_amount_minor=_scaled(1_00, code),
         )
         catalog.plans[code] = plans
         coupons = [
             create_coupon(ctx, name=f"20% forever ({code})", duration="forever", percent_off="20"),
-            create_coupon(ctx, name=f"50% for 3 ({code})", duration="repeating", percent_off="50", duration_in_periods=3),
             create_coupon(
-                ctx, name=f"10 off once ({code})", duration="once",
-                amount_off_minor=int(_scaled(10_00, code)), currency=code,
+                ctx, name=f"50% for 3 ({code})", duration="repeating", percent_off="50", duration_in_periods=3
+            ),
+            create_coupon(
+                ctx,
+                name=f"10 off once ({code})",
+                duration="once",
+                amount_off_minor=int(_scaled(10_00, code)),
+                currency=code,
             ),
         ]
         for coupon in coupons:
             catalog.coupons[coupon.id] = coupon
         catalog.coupons_by_currency[code] = [c.id for c in coupons]
     for country, (pct, inclusive) in TAXES.items():
-        rate = create_tax_rate(ctx, jurisdiction=country, percentage=pct, inclusive=inclusive,
-                               display_name="VAT" if inclusive else "Sales tax")
+        rate = create_tax_rate(
+            ctx,
+            jurisdiction=country,
+            percentage=pct,
+            inclusive=inclusive,
+            display_name="VAT" if inclusive else "Sales tax",
+        )
         catalog.tax_rates[rate.id] = rate
         catalog.tax_by_country[country] = rate.id
     return catalog
@@ -220,25 +291,74 @@ def _write_chunk(
         tax_rate_id = catalog.tax_by_country.get(country) if rng.random() < 0.9 else None
         balance = int(_scaled(rng.choice([5_00, 20_00, 100_00]), code)) if rng.random() < 0.05 else 0
         has_card = rng.random() < 0.98
-        customers.append((
-            customer_id, f"customer{customer_id}@example.com", f"Customer {customer_id}", code, tz_name, country,
-            LANGUAGES.get(country, "en"), tax_rate_id, balance, pm_id if has_card else None, now_s, now_s,
-        ))
+        customers.append(
+            (
+                customer_id,
+                f"customer{customer_id}@example.com",
+                f"Customer {customer_id}",
+                code,
+                tz_name,
+                country,
+                LANGUAGES.get(country, "en"),
+                tax_rate_id,
+                balance,
+                pm_id if has_card else None,
+                now_s,
+                now_s,
+            )
+        )
         if has_card:
-            cards.append((pm_id, customer_id, rng.choice(["visa", "mastercard", "amex"]),
-                          str(rng.randint(400000, 559999)), f"{rng.randint(0, 9999):04d}",
-                          rng.randint(1, 12), rng.randint(as_of.year, as_of.year + 5), f"fp{pm_id}", now_s))
+            cards.append(
+                (
+                    pm_id,
+                    customer_id,
+                    rng.choice(["visa", "mastercard", "amex"]),
+                    str(rng.randint(400000, 559999)),
+                    f"{rng.randint(0, 9999):04d}",
+                    rng.randint(1, 12),
+                    rng.randint(as_of.year, as_of.year + 5),
+                    f"fp{pm_id}",
+                    now_s,
+                )
+            )
         # one subscription, or (without a credit balance, to keep the oracle simple) a plan and an add-on
         count = 2 if balance == 0 and rng.random() < 0.1 and made + 2 <= wanted else 1
         for index in range(count):
             sub_id = next(sub_ids)
             made += 1
-            _subscription_rows(rng, catalog, code, tz_name, customer_id, sub_id, index, as_of, now_s, instant,
-                               subs, items, usage, pending, charges)
+            _subscription_rows(
+                rng,
+                catalog,
+                code,
+                tz_name,
+                customer_id,
+                sub_id,
+                index,
+                as_of,
+                now_s,
+                instant,
+                subs,
+                items,
+                usage,
+                pending,
+                charges,
+            )
     bulk.insert(
         "customers",
-        ["id", "email", "name", "currency", "timezone", "country", "language", "tax_rate_id", "balance_minor",
-         "default_payment_method_id", "created_at", "updated_at"],
+        [
+            "id",
+            "email",
+            "name",
+            "currency",
+            "timezone",
+            "country",
+            "language",
+            "tax_rate_id",
+            "balance_minor",
+            "default_payment_method_id",
+            "created_at",
+            "updated_at",
+        ],
         customers,
     )
     bulk.insert(
@@ -248,10 +368,28 @@ def _write_chunk(
     )
     bulk.insert(
         "subscriptions",
-        ["id", "customer_id", "status", "currency", "tz_name", "months_per_period", "started_at", "anchor_at",
-         "trial_end", "next_period_index", "next_invoice_at", "current_period_start", "current_period_end",
-         "cancel_at_period_end", "canceled_at", "coupon_id", "discounted_invoices", "usage_billed_until",
-         "created_at", "updated_at"],
+        [
+            "id",
+            "customer_id",
+            "status",
+            "currency",
+            "tz_name",
+            "months_per_period",
+            "started_at",
+            "anchor_at",
+            "trial_end",
+            "next_period_index",
+            "next_invoice_at",
+            "current_period_start",
+            "current_period_end",
+            "cancel_at_period_end",
+            "canceled_at",
+            "coupon_id",
+            "discounted_invoices",
+            "usage_billed_until",
+            "created_at",
+            "updated_at",
+        ],
         subs,
     )
     bulk.insert("subscription_items", ["subscription_id", "price_id", "quantity"], items)
@@ -260,10 +398,20 @@ def _write_chunk(
         ["event_id", "customer_id", "metric_code", "occurred_at", "value", "unique_key", "received_at"],
         usage,
     )
-    bulk.insert("subscription_pending_changes", ["subscription_id", "effective_at", "items", "created_at"], pending)
+    bulk.insert(
+        "subscription_pending_changes", ["subscription_id", "effective_at", "items", "created_at"], pending
+    )
     bulk.insert(
         "one_time_charges",
-        ["customer_id", "subscription_id", "description", "quantity", "unit_amount_minor", "currency", "created_at"],
+        [
+            "customer_id",
+            "subscription_id",
+            "description",
+            "quantity",
+            "unit_amount_minor",
+            "currency",
+            "created_at",
+        ],
         charges,
     )
     return len(customers), made, len(usage)
@@ -290,7 +438,9 @@ def _subscription_rows(
     if index == 1:  # the add-on subscription: metered usage only
         chosen = [(rng.choice(["api_calls", "messages", "active_users"]), 0)]
     else:
-        base = _weighted(rng, [("basic", 0.35), ("pro", 0.3), ("business", 0.1), ("pro_annual", 0.1), ("seats", 0.15)])
+        base = _weighted(
+            rng, [("basic", 0.35), ("pro", 0.3), ("business", 0.1), ("pro_annual", 0.1), ("seats", 0.15)]
+        )
         chosen = [(base, rng.randint(1, 25) if base == "seats" else 1)]
         if base != "pro_annual" and rng.random() < 0.3:
             chosen.append((rng.choice(["api_calls", "storage", "messages"]), 0))
@@ -301,7 +451,7 @@ def _subscription_rows(
     today = local_date(as_of, tz_name)
     back = today if trial else add_months(today, -months, today.day)
     anchor_day = back - timedelta(days=rng.randint(1, 27))
-    anchor = to_utc(anchor_day, (datetime.min + timedelta(minutes=rng.randrange(0, 24 * 60))).time(), tz_name)
+    anchor = to_utc(anchor_day, time(*divmod(rng.randrange(0, 24 * 60), 60)), tz_name)
     started = anchor - timedelta(days=14) if trial else anchor
     schedule = Schedule(anchor, tz_name, months, started)
     n = 0 if trial else 1
@@ -311,12 +461,30 @@ def _subscription_rows(
     coupon_id = rng.choice(catalog.coupons_by_currency[code]) if rng.random() < 0.15 else None
     discounted = rng.randint(0, 2) if coupon_id else 0
     cancel = rng.random() < 0.02
-    subs.append((
-        sub_id, customer_id, status, code, tz_name, months, instant(started), instant(anchor),
-        instant(anchor) if trial else None, n, instant(due), instant(period[0]), instant(period[1]),
-        1 if cancel else 0, now_s if cancel else None, coupon_id, discounted,
-        instant(anchor if trial else period[0]), now_s, now_s,
-    ))
+    subs.append(
+        (
+            sub_id,
+            customer_id,
+            status,
+            code,
+            tz_name,
+            months,
+            instant(started),
+            instant(anchor),
+            instant(anchor) if trial else None,
+            n,
+            instant(due),
+            instant(period[0]),
+            instant(period[1]),
+            1 if cancel else 0,
+            now_s if cancel else None,
+            coupon_id,
+            discounted,
+            instant(anchor if trial else period[0]),
+            now_s,
+            now_s,
+        )
+    )
     for plan, quantity in chosen:
         price = catalog.prices[plans[plan]]
         items.append((sub_id, price.id, quantity))
@@ -326,19 +494,30 @@ def _subscription_rows(
         downgrade = [{"price_id": plans["basic"], "quantity": 1}]
         pending.append((sub_id, instant(due), json.dumps(downgrade), now_s))
     if rng.random() < 0.02:
-        charges.append((customer_id, sub_id, "Onboarding session", 1, int(_scaled(150_00, code)), code, now_s))
+        charges.append(
+            (customer_id, sub_id, "Onboarding session", 1, int(_scaled(150_00, code)), code, now_s)
+        )
 
 
 def _usage_rows(
-    rng: random.Random, price: Price, customer_id: int, sub_id: int, start: datetime, end: datetime,
-    instant: Callable[[datetime | None], object], now_s: object, usage: list[tuple[object, ...]],
+    rng: random.Random,
+    price: Price,
+    customer_id: int,
+    sub_id: int,
+    start: datetime,
+    end: datetime,
+    instant: Callable[[datetime | None], object],
+    now_s: object,
+    usage: list[tuple[object, ...]],
 ) -> None:
     span = (end - start).total_seconds()
     metric = price.metric_code
     for event in range(rng.randint(1, 6)):
         at = start + timedelta(seconds=rng.uniform(0, span - 1))
         if metric == "api_calls":
-            value = rng.choice([rng.randint(100, 9_000), rng.randint(9_000, 60_000), rng.randint(50_000, 400_000)])
+            value = rng.choice(
+                [rng.randint(100, 9_000), rng.randint(9_000, 60_000), rng.randint(50_000, 400_000)]
+            )
         elif metric == "storage_gb":
             value = rng.randint(1, 1500)
         elif metric == "messages":
@@ -367,7 +546,9 @@ def expected_totals(bulk: Bulk, catalog: Catalog) -> dict[tuple[int, str], Total
         " FROM subscriptions s JOIN customers c ON c.id = s.customer_id"
     )
     items: dict[int, list[tuple[int, int]]] = {}
-    for sub_id, price_id, quantity in bulk.query("SELECT subscription_id, price_id, quantity FROM subscription_items"):
+    for sub_id, price_id, quantity in bulk.query(
+        "SELECT subscription_id, price_id, quantity FROM subscription_items"
+    ):
         items.setdefault(sub_id, []).append((price_id, quantity))
     pending = {
         sub_id: [(i["price_id"], i["quantity"]) for i in json.loads(raw)]
@@ -385,8 +566,20 @@ def expected_totals(bulk: Bulk, catalog: Catalog) -> dict[tuple[int, str], Total
     ):
         charges.setdefault(sub_id, []).append(quantity * unit)
     expected: dict[tuple[int, str], Totals] = {}
-    for (sub_id, code, tz_name, months, started, anchor, n, usage_from, cancel, coupon_id, discounted,
-         tax_rate_id) in subs:
+    for (
+        sub_id,
+        code,
+        tz_name,
+        months,
+        started,
+        anchor,
+        n,
+        usage_from,
+        cancel,
+        coupon_id,
+        discounted,
+        tax_rate_id,
+    ) in subs:
         start = Schedule(parse(anchor), tz_name, months, parse(started)).boundary(n)
         cur = currency(code)
         lines: list[LineDraft] = []
@@ -395,8 +588,11 @@ def expected_totals(bulk: Bulk, catalog: Catalog) -> dict[tuple[int, str], Total
             price = catalog.prices[price_id]
             if price.usage_type is not UsageType.METERED:
                 continue
-            inside = [e for e in events.get((customer_of[sub_id], price.metric_code or ""), [])
-                      if since <= e[0] < start.isoformat()]
+            inside = [
+                e
+                for e in events.get((customer_of[sub_id], price.metric_code or ""), [])
+                if since <= e[0] < start.isoformat()
+            ]
             aggregation = catalog.aggregations[price.metric_code or ""]
             if aggregation is Aggregation.SUM:
                 quantity = sum(e[1] for e in inside)
@@ -407,12 +603,16 @@ def expected_totals(bulk: Bulk, catalog: Catalog) -> dict[tuple[int, str], Total
             else:
                 quantity = max(inside)[1] if inside else 0
             if quantity:
-                lines.append(LineDraft(LineKind.USAGE, "", round_minor(price.amount_minor(quantity)), cur))
+                lines.append(LineDraft(LineKind.USAGE, "", round_minor(_oracle_amount(price, quantity)), cur))
         if not cancel:
             for price_id, quantity in pending.get(sub_id, items[sub_id]):
                 price = catalog.prices[price_id]
                 if price.usage_type is UsageType.LICENSED:
-                    lines.append(LineDraft(LineKind.SUBSCRIPTION, "", round_minor(price.amount_minor(quantity)), cur))
+                    lines.append(
+                        LineDraft(
+                            LineKind.SUBSCRIPTION, "", round_minor(_oracle_amount(price, quantity)), cur
+                        )
+                    )
         lines += [LineDraft(LineKind.ONE_TIME, "", amount, cur) for amount in charges.get(sub_id, [])]
         coupon = catalog.coupons.get(coupon_id) if coupon_id else None
         if coupon is not None and not coupon.applies_to_invoice(discounted):
@@ -420,3 +620,31 @@ def expected_totals(bulk: Bulk, catalog: Catalog) -> dict[tuple[int, str], Total
         tax = catalog.tax_rates.get(tax_rate_id) if tax_rate_id else None
         expected[(sub_id, start.isoformat())] = assemble(cur, lines, coupon=coupon, tax_rate=tax)
     return expected
+
+
+def _oracle_amount(price: Price, quantity: int) -> Fraction:
+    """A price's exact amount, written apart from :mod:`billing_core.catalog` on purpose."""
+    unit = Fraction(price.unit_amount_minor)
+    model = price.model.value
+    if model == "flat":
+        return unit
+    if model == "per_unit":
+        return unit * quantity
+    if model == "package":
+        size = price.package_size or 1
+        return unit * ((quantity + size - 1) // size)
+    bounds = [t.up_to for t in price.tiers]
+    if model == "volume":
+        if quantity == 0:
+            return Fraction(0)
+        index = next(i for i, b in enumerate(bounds) if b is None or quantity <= b)
+        tier = price.tiers[index]
+        return Fraction(tier.unit_amount_minor) * quantity + tier.flat_amount_minor
+    total, lower = Fraction(0), 0
+    for tier in price.tiers:  # graduated: every unit at the tier it falls in
+        upper = quantity if tier.up_to is None else tier.up_to
+        units = min(quantity, upper) - lower
+        if units > 0:
+            total += Fraction(tier.unit_amount_minor) * units + tier.flat_amount_minor
+        lower = max(lower, upper)
+    return total

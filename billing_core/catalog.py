@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from enum import StrEnum
 
 from billing_core.errors import InvalidInput
@@ -64,7 +64,7 @@ class Aggregation(StrEnum):
 
 def decimal_value(value: object, field: str, *, minimum: Decimal | None = Decimal(0)) -> Decimal:
     """Parse an exact decimal (int, str or Decimal; floats are refused as inexact)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise InvalidInput(field, "an exact decimal (int, str or Decimal), not a float", value)
     try:
         result = Decimal(value)  # type: ignore[arg-type]
@@ -234,7 +234,7 @@ def validate_tiers(tiers: Sequence[object]) -> tuple[Tier, ...]:
 
 
 def check_quantity(quantity: object, field: str = "quantity") -> Decimal:
-    if isinstance(quantity, bool) or isinstance(quantity, float):
+    if isinstance(quantity, (bool, float)):
         raise InvalidInput(field, "a number >= 0 (int or Decimal)", quantity)
     if not isinstance(quantity, (int, Decimal)):
         raise InvalidInput(field, "a number >= 0 (int or Decimal)", quantity)
@@ -261,7 +261,8 @@ def price_amount(
     if model is PricingModel.PACKAGE:
         if not package_size:
             raise InvalidInput("package_size", "an integer >= 1", package_size)
-        packages = -((-q) // package_size)  # ceiling for q >= 0
+        # every started package is charged (Decimal's // truncates, so ceil explicitly)
+        packages = (q / package_size).to_integral_value(rounding=ROUND_CEILING)
         return unit_amount_minor * packages
     if model is PricingModel.GRADUATED:
         return graduated_amount(q, tiers)

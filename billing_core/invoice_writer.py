@@ -46,7 +46,13 @@ ATTEMPT_COLUMNS = (
     "currency", "status", "idempotency_key", "source", "scheduled_at",
 )  # fmt: skip
 BALANCE_COLUMNS = (
-    "customer_id", "amount_minor", "currency", "reason", "invoice_id", "balance_after_minor", "created_at",
+    "customer_id",
+    "amount_minor",
+    "currency",
+    "reason",
+    "invoice_id",
+    "balance_after_minor",
+    "created_at",
 )
 
 
@@ -180,7 +186,17 @@ def build_batch(
                  key, source, now_s)
             )  # fmt: skip
             batch.queued.append(
-                Attempt(attempt_id, invoice_id, customer_id, plan.payment_method_id, 1, amount_due, code, key, sub_id)
+                Attempt(
+                    attempt_id,
+                    invoice_id,
+                    customer_id,
+                    plan.payment_method_id,
+                    1,
+                    amount_due,
+                    code,
+                    key,
+                    sub_id,
+                )
             )
             batch.attempt_of[invoice_id] = attempt_id
         for delta, reason in (
@@ -275,7 +291,9 @@ def _check_balances(bulk: Bulk, balances: dict[int, tuple[int, int]]) -> None:
             f"SELECT id, balance_minor FROM customers WHERE id IN ({marks}){lock}", chunk
         ):
             if balance != balances[customer_id][0]:
-                raise StaleBatch(f"customer {customer_id}'s balance moved from {balances[customer_id][0]} to {balance}")
+                raise StaleBatch(
+                    f"customer {customer_id}'s balance moved from {balances[customer_id][0]} to {balance}"
+                )
 
 
 def write_invoices(
@@ -285,7 +303,9 @@ def write_invoices(
     if not plans:
         return []
     bulk = tx.bulk
-    customers = sorted({p.customer_id for p in plans if p.totals.credit_applied_minor or p.totals.credit_to_balance_minor})
+    customers = sorted(
+        {p.customer_id for p in plans if p.totals.credit_applied_minor or p.totals.credit_to_balance_minor}
+    )
     balances: dict[int, int] = {}
     for start in range(0, len(customers), 500):
         chunk = customers[start : start + 500]

@@ -58,7 +58,9 @@ class Schedule:
 
     __slots__ = ("_anchor_day", "_anchor_wall", "anchor_at", "months_per_period", "started_at", "tz_name")
 
-    def __init__(self, anchor_at: datetime, tz_name: str, months_per_period: int, started_at: datetime) -> None:
+    def __init__(
+        self, anchor_at: datetime, tz_name: str, months_per_period: int, started_at: datetime
+    ) -> None:
         if months_per_period < 1:
             raise InvalidInput("months_per_period", "an integer >= 1", months_per_period)
         if started_at > anchor_at:

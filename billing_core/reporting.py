@@ -20,7 +20,9 @@ from billing_core.money import Currency, Money, currency
 
 
 def load_fx_table(conn: Connection) -> FxTable:
-    rows = conn.execute(select(t.fx_rates.c.base, t.fx_rates.c.quote, t.fx_rates.c.rate, t.fx_rates.c.effective_at))
+    rows = conn.execute(
+        select(t.fx_rates.c.base, t.fx_rates.c.quote, t.fx_rates.c.rate, t.fx_rates.c.effective_at)
+    )
     return FxTable(FxRate(base, quote, Decimal(rate), at) for base, quote, rate, at in rows)
 
 
@@ -57,8 +59,16 @@ def invoice_summary(conn: Connection, *, reporting_currency: str, at: datetime) 
 
         out.append(
             CurrencySummary(
-                code, int(count), int(invoiced or 0), int(paid or 0), int(open_ or 0), int(written_off or 0),
-                target, conv(invoiced), conv(paid), conv(open_),
+                code,
+                int(count),
+                int(invoiced or 0),
+                int(paid or 0),
+                int(open_ or 0),
+                int(written_off or 0),
+                target,
+                conv(invoiced),
+                conv(paid),
+                conv(open_),
             )
         )
     return out

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine as sa_create_engine, text
+from sqlalchemy import Engine, text
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 
 from billing_core.clock import FrozenClock
@@ -46,7 +47,9 @@ def postgres_database() -> Iterator[str]:
     if not POSTGRES_URL:
         pytest.skip("RECOUP_TEST_POSTGRES_URL is not set")
     name = f"recoup_test_{uuid.uuid4().hex[:10]}"
-    admin = sa_create_engine(make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    admin = sa_create_engine(
+        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
@@ -65,7 +68,9 @@ def _empty_postgres(engine: Engine) -> None:
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        conn.execute(text("INSERT INTO outbox_head (id, last_seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+        conn.execute(
+            text("INSERT INTO outbox_head (id, last_seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64}
+        )
 
 
 @pytest.fixture(params=BACKENDS)

@@ -60,19 +60,22 @@ def add_one_time_charge(
                 raise InvalidInput("subscription_id", "a subscription with a next renewal", subscription_id)
             # a billing run planning this subscription's renewal right now must plan it again
             tx.bulk.execute(
-                "UPDATE subscriptions SET updated_at = ? WHERE id = ?", (tx.bulk.instant(tx.now), subscription_id)
+                "UPDATE subscriptions SET updated_at = ? WHERE id = ?",
+                (tx.bulk.instant(tx.now), subscription_id),
             )
-        charge_id = inserted_id(tx.conn.execute(
-            insert(t.one_time_charges).values(
-                customer_id=customer.id,
-                subscription_id=subscription_id,
-                description=description.strip(),
-                quantity=quantity,
-                unit_amount_minor=amount,
-                currency=cur.code,
-                created_at=tx.now,
+        charge_id = inserted_id(
+            tx.conn.execute(
+                insert(t.one_time_charges).values(
+                    customer_id=customer.id,
+                    subscription_id=subscription_id,
+                    description=description.strip(),
+                    quantity=quantity,
+                    unit_amount_minor=amount,
+                    currency=cur.code,
+                    created_at=tx.now,
+                )
             )
-        ))
+        )
         tx.emit(
             "one_time_charge.created",
             "customer",

@@ -32,18 +32,20 @@ def add_payment_method(
             fingerprint
             or hashlib.sha256(f"{customer.id}:{bin}:{last4}:{exp_month}:{exp_year}".encode()).hexdigest()[:32]
         )
-        pm_id = inserted_id(tx.conn.execute(
-            insert(t.payment_methods).values(
-                customer_id=customer.id,
-                brand=str(values["brand"]),
-                bin=bin,
-                last4=last4,
-                exp_month=exp_month,
-                exp_year=exp_year,
-                fingerprint=print_,
-                created_at=tx.now,
+        pm_id = inserted_id(
+            tx.conn.execute(
+                insert(t.payment_methods).values(
+                    customer_id=customer.id,
+                    brand=str(values["brand"]),
+                    bin=bin,
+                    last4=last4,
+                    exp_month=exp_month,
+                    exp_year=exp_year,
+                    fingerprint=print_,
+                    created_at=tx.now,
+                )
             )
-        ))
+        )
         if make_default:
             tx.conn.execute(
                 update(t.customers)

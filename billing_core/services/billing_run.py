@@ -138,7 +138,9 @@ def _due_ids(bulk: Bulk, as_of: datetime, subscription_ids: Sequence[int] | None
     if subscription_ids is not None:
         bulk.temp_ids("tmp_only", subscription_ids)
         where += " AND id IN (SELECT id FROM tmp_only)"
-    ids = [row[0] for row in bulk.query(f"SELECT id FROM subscriptions WHERE {where}", (bulk.instant(as_of),))]
+    ids = [
+        row[0] for row in bulk.query(f"SELECT id FROM subscriptions WHERE {where}", (bulk.instant(as_of),))
+    ]
     return sorted(ids)
 
 
@@ -227,9 +229,13 @@ class _Planner:
         ):
             customers[cid] = (tax_rate_id, balance, pm)
             if pm is not None:
-                cards[pm] = PaymentMethod(pm, cid, CardBrand(brand), bin_, last4, exp_month, exp_year, fingerprint)
+                cards[pm] = PaymentMethod(
+                    pm, cid, CardBrand(brand), bin_, last4, exp_month, exp_year, fingerprint
+                )
         pending = {
-            sub_id: tuple(SubscriptionItem(0, int(i["price_id"]), int(i["quantity"])) for i in json.loads(raw))
+            sub_id: tuple(
+                SubscriptionItem(0, int(i["price_id"]), int(i["quantity"])) for i in json.loads(raw)
+            )
             for sub_id, raw in bulk.query(
                 "SELECT subscription_id, items FROM subscription_pending_changes"
                 f" WHERE subscription_id IN (SELECT id FROM {table})"
@@ -240,7 +246,9 @@ class _Planner:
             "SELECT id, subscription_id, description, quantity, unit_amount_minor, currency FROM one_time_charges"
             f" WHERE invoice_id IS NULL AND subscription_id IN (SELECT id FROM {table}) ORDER BY id"
         ):
-            one_time.setdefault(sub_id, []).append(OneTimeCharge(charge_id, description, quantity, unit, code))
+            one_time.setdefault(sub_id, []).append(
+                OneTimeCharge(charge_id, description, quantity, unit, code)
+            )
         usage = self._usage(bulk, subs)
         bulk.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -379,7 +387,8 @@ def _write_chunk(tx: Tx, chunk: _Chunk, prefix: str) -> list[Written]:
         chunk.subscription_updates,
     )
     bulk.executemany(
-        "UPDATE subscriptions SET status = ?, ended_at = COALESCE(?, ended_at) WHERE id = ?", chunk.status_updates
+        "UPDATE subscriptions SET status = ?, ended_at = COALESCE(?, ended_at) WHERE id = ?",
+        chunk.status_updates,
     )
     for sub_id, new_items in chunk.item_changes:
         bulk.execute("DELETE FROM subscription_items WHERE subscription_id = ?", (sub_id,))
@@ -461,7 +470,9 @@ class _Pass:
 
     def _collect(self, chunk: _Chunk, ids: _Reservation) -> CollectionResult:
         cards = chunk.cards
-        pending = [Pending(a, cards[a.payment_method_id], "open", 0, a.amount_minor) for a in chunk.batch.queued]
+        pending = [
+            Pending(a, cards[a.payment_method_id], "open", 0, a.amount_minor) for a in chunk.batch.queued
+        ]
         answers = send(self.ctx, pending)
         statuses = chunk.statuses
         # a success changes the status of a subscription that is not active, once nothing else is open
@@ -475,7 +486,9 @@ class _Pass:
             subscriptions = {
                 p.attempt.subscription_id: (
                     statuses[p.attempt.subscription_id],
-                    counts.get(p.attempt.subscription_id, 0) if p.attempt.subscription_id in not_active else None,
+                    counts.get(p.attempt.subscription_id, 0)
+                    if p.attempt.subscription_id in not_active
+                    else None,
                 )
                 for p in pending
                 if p.attempt.subscription_id is not None

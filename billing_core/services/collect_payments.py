@@ -76,7 +76,9 @@ class ResultBatch:
     balance_credits: list[tuple[int, int, str, int | None]] = field(default_factory=list)
     status_updates: list[tuple[str, Any, int]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    expected_invoices: dict[int, tuple[str, int]] = field(default_factory=dict)  # attempt: (status, remaining)
+    expected_invoices: dict[int, tuple[str, int]] = field(
+        default_factory=dict
+    )  # attempt: (status, remaining)
     # sub: (status, open invoices); the count is None where only the status mattered
     expected_subscriptions: dict[int, tuple[str, int | None]] = field(default_factory=dict)
     result: CollectionResult = field(default_factory=CollectionResult)
@@ -133,10 +135,16 @@ def send(ctx: BillingContext, pending: Sequence[Pending]) -> list[ChargeResult]:
     now = ctx.clock.now()
     return ctx.gateway.charge_many(
         [
-            ChargeRequest(p.attempt.idempotency_key, p.attempt.customer_id, p.card, p.attempt.amount_minor,
-                          p.attempt.currency, now)
+            ChargeRequest(
+                p.attempt.idempotency_key,
+                p.attempt.customer_id,
+                p.card,
+                p.attempt.amount_minor,
+                p.attempt.currency,
+                now,
+            )
             for p in pending
-        ]  # fmt: skip
+        ]
     )
 
 
@@ -199,7 +207,9 @@ def subscription_state(bulk: Bulk, subscription_ids: set[int]) -> dict[int, tupl
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
-        for sub_id, status in bulk.query(f"SELECT id, status FROM subscriptions WHERE id IN ({marks})", chunk):
+        for sub_id, status in bulk.query(
+            f"SELECT id, status FROM subscriptions WHERE id IN ({marks})", chunk
+        ):
             state[sub_id] = (status, counts.get(sub_id, 0))
     return state
 
@@ -253,7 +263,9 @@ def build_results(
             result.succeeded += 1
             result.collected_minor[code] = result.collected_minor.get(code, 0) + amount
             payment_id = next(payment_ids)
-            batch.attempt_updates.append(("succeeded", None, None, answer.gateway_reference, now_s, attempt_id))
+            batch.attempt_updates.append(
+                ("succeeded", None, None, answer.gateway_reference, now_s, attempt_id)
+            )
             batch.payments.append(
                 (payment_id, invoice_id, attempt_id, customer_id, "card", pm_id, amount, code,
                  answer.gateway_reference, now_s)
@@ -368,7 +380,9 @@ def _verify(bulk: Bulk, batch: ResultBatch) -> None:
         for attempt_id, expected in batch.expected_invoices.items():
             status, invoice = found.get(attempt_id, ("missing", None))
             if status != "pending" or invoice != expected:
-                raise StaleBatch(f"attempt {attempt_id} is {status}, its invoice {invoice} (expected {expected})")
+                raise StaleBatch(
+                    f"attempt {attempt_id} is {status}, its invoice {invoice} (expected {expected})"
+                )
     if batch.expected_subscriptions:
         current = subscription_state(bulk, set(batch.expected_subscriptions))
         for sub_id, (status, open_count) in batch.expected_subscriptions.items():
@@ -377,17 +391,29 @@ def _verify(bulk: Bulk, batch: ResultBatch) -> None:
                 raise StaleBatch(f"subscription {sub_id} is {now_status} with {now_open} open invoices")
 
 
-def credit_customer_balances(tx: Tx, credits: Sequence[tuple[int, int, str, int | None]], *, reason: str) -> None:
+def credit_customer_balances(
+    tx: Tx, credits: Sequence[tuple[int, int, str, int | None]], *, reason: str
+) -> None:
     """Add (customer_id, amount, currency, invoice_id) credits to customers' balances."""
     bulk = tx.bulk
     now_s = bulk.instant(tx.now)
     for customer_id, amount, code, invoice_id in credits:
         (balance,) = bulk.query("SELECT balance_minor FROM customers WHERE id = ?", (customer_id,))[0]
         after = balance + amount
-        bulk.execute("UPDATE customers SET balance_minor = ?, updated_at = ? WHERE id = ?", (after, now_s, customer_id))
+        bulk.execute(
+            "UPDATE customers SET balance_minor = ?, updated_at = ? WHERE id = ?", (after, now_s, customer_id)
+        )
         bulk.insert(
             "customer_balance_transactions",
-            ["customer_id", "amount_minor", "currency", "reason", "invoice_id", "balance_after_minor", "created_at"],
+            [
+                "customer_id",
+                "amount_minor",
+                "currency",
+                "reason",
+                "invoice_id",
+                "balance_after_minor",
+                "created_at",
+            ],
             [(customer_id, amount, code, reason, invoice_id, after, now_s)],
         )
         tx.emit("customer.balance_changed", "customer", customer_id, customer_id=customer_id,

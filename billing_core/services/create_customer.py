@@ -51,11 +51,13 @@ def create_customer(
                 return repository.customer_from_row(existing)
         if tax_rate_id is not None:
             repository.get_tax_rate(tx.conn, tax_rate_id)
-        customer_id = inserted_id(tx.conn.execute(
-            insert(t.customers).values(
-                **values, tax_rate_id=tax_rate_id, balance_minor=0, created_at=tx.now, updated_at=tx.now
+        customer_id = inserted_id(
+            tx.conn.execute(
+                insert(t.customers).values(
+                    **values, tax_rate_id=tax_rate_id, balance_minor=0, created_at=tx.now, updated_at=tx.now
+                )
             )
-        ))
+        )
         tx.emit(
             "customer.created",
             "customer",

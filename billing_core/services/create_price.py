@@ -50,22 +50,24 @@ def create_price(
             raise NotFound("product_id", "product", product_id)
         if metric_code is not None:
             repository.get_metric(tx.conn, metric_code)
-        price_id = inserted_id(tx.conn.execute(
-            insert(t.prices).values(
-                product_id=product_id,
-                currency=str(values["currency"]),
-                model=str(values["model"]),
-                interval=str(values["interval"]),
-                interval_count=values["interval_count"],
-                usage_type=str(values["usage_type"]),
-                unit_amount_minor=values["unit_amount_minor"],
-                package_size=values["package_size"],
-                metric_code=metric_code,
-                trial_days=values["trial_days"],
-                nickname=nickname,
-                created_at=tx.now,
+        price_id = inserted_id(
+            tx.conn.execute(
+                insert(t.prices).values(
+                    product_id=product_id,
+                    currency=str(values["currency"]),
+                    model=str(values["model"]),
+                    interval=str(values["interval"]),
+                    interval_count=values["interval_count"],
+                    usage_type=str(values["usage_type"]),
+                    unit_amount_minor=values["unit_amount_minor"],
+                    package_size=values["package_size"],
+                    metric_code=metric_code,
+                    trial_days=values["trial_days"],
+                    nickname=nickname,
+                    created_at=tx.now,
+                )
             )
-        ))
+        )
         tiers_ = cast(tuple[Tier, ...], values["tiers"])
         for position, tier in enumerate(tiers_):
             tx.conn.execute(

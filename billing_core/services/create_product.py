@@ -15,8 +15,8 @@ def create_product(ctx: BillingContext, *, name: str) -> Product:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("name", "a non-empty product name", name)
     with ctx.transaction() as tx:
-        product_id = inserted_id(tx.conn.execute(
-            insert(t.products).values(name=name.strip(), created_at=tx.now)
-        ))
+        product_id = inserted_id(
+            tx.conn.execute(insert(t.products).values(name=name.strip(), created_at=tx.now))
+        )
         tx.emit("product.created", "product", product_id, product_id=product_id, name=name.strip())
     return Product(product_id, name.strip())

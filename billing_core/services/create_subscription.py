@@ -57,26 +57,28 @@ def create_subscription(
         first = -1 if anchor > start and trial_end is None else 0
         status = SubscriptionStatus.TRIALING if trial_end else SubscriptionStatus.ACTIVE
         period = (start, trial_end) if trial_end else schedule.period(first)
-        sub_id = inserted_id(tx.conn.execute(
-            insert(t.subscriptions).values(
-                customer_id=customer.id,
-                status=status.value,
-                currency=customer.currency,
-                tz_name=customer.timezone,
-                months_per_period=months,
-                started_at=start,
-                anchor_at=anchor,
-                trial_end=trial_end,
-                next_period_index=first,
-                next_invoice_at=schedule.boundary(first),
-                current_period_start=period[0],
-                current_period_end=period[1],
-                coupon_id=coupon.id if coupon else None,
-                usage_billed_until=trial_end or start,
-                created_at=tx.now,
-                updated_at=tx.now,
+        sub_id = inserted_id(
+            tx.conn.execute(
+                insert(t.subscriptions).values(
+                    customer_id=customer.id,
+                    status=status.value,
+                    currency=customer.currency,
+                    tz_name=customer.timezone,
+                    months_per_period=months,
+                    started_at=start,
+                    anchor_at=anchor,
+                    trial_end=trial_end,
+                    next_period_index=first,
+                    next_invoice_at=schedule.boundary(first),
+                    current_period_start=period[0],
+                    current_period_end=period[1],
+                    coupon_id=coupon.id if coupon else None,
+                    usage_billed_until=trial_end or start,
+                    created_at=tx.now,
+                    updated_at=tx.now,
+                )
             )
-        ))
+        )
         tx.conn.execute(
             insert(t.subscription_items),
             [{"subscription_id": sub_id, "price_id": i.price_id, "quantity": i.quantity} for i in parsed],

@@ -19,8 +19,6 @@ def create_tax_rate(
         jurisdiction=jurisdiction, percentage=percentage, inclusive=inclusive, display_name=display_name
     )
     with ctx.transaction() as tx:
-        rate_id = inserted_id(tx.conn.execute(
-            insert(t.tax_rates).values(**values, created_at=tx.now)
-        ))
+        rate_id = inserted_id(tx.conn.execute(insert(t.tax_rates).values(**values, created_at=tx.now)))
         tx.emit("tax_rate.created", "tax_rate", rate_id, tax_rate_id=rate_id, **values)
         return repository.get_tax_rate(tx.conn, rate_id)

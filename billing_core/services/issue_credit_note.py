@@ -85,7 +85,9 @@ def issue_credit_note(
         (note_id,) = tx.bulk.reserve_ids("credit_notes", 1)
         refund_id = None
         if how is CreditOutcome.REFUND:
-            assert refund_answer is not None and payment_id is not None and idempotency_key
+            assert refund_answer is not None
+            assert payment_id is not None
+            assert idempotency_key
             refund_id = record_refund(
                 tx,
                 payment_id=payment_id,

@@ -50,7 +50,9 @@ def record_chargeback(
         )
         if found:
             cb_id, cb_payment, cb_amount, cb_fee, cb_currency, cb_status = found[0]
-            existing = Chargeback(cb_id, cb_payment, cb_amount, cb_fee, cb_currency, ChargebackStatus(cb_status))
+            existing = Chargeback(
+                cb_id, cb_payment, cb_amount, cb_fee, cb_currency, ChargebackStatus(cb_status)
+            )
             if existing.payment_id != payment_id or existing.amount_minor != amount_minor:
                 raise IdempotencyConflict(
                     "network_reference", "a reference not used for another chargeback", network_reference

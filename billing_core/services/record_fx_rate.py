@@ -37,16 +37,29 @@ def record_fx_rate(
     with ctx.transaction() as tx:
         existing = tx.conn.execute(
             select(t.fx_rates.c.rate).where(
-                t.fx_rates.c.base == base_code, t.fx_rates.c.quote == quote_code, t.fx_rates.c.effective_at == at
+                t.fx_rates.c.base == base_code,
+                t.fx_rates.c.quote == quote_code,
+                t.fx_rates.c.effective_at == at,
             )
         ).scalar_one_or_none()
         if existing is not None:
             if Decimal(existing) != value:
-                raise IdempotencyConflict("rate", f"{existing} (already on file for {at.isoformat()})", str(value))
+                raise IdempotencyConflict(
+                    "rate", f"{existing} (already on file for {at.isoformat()})", str(value)
+                )
             return FxRate(base_code, quote_code, Decimal(existing), at)
         tx.conn.execute(
-            insert(t.fx_rates).values(base=base_code, quote=quote_code, effective_at=at, rate=value, created_at=tx.now)
+            insert(t.fx_rates).values(
+                base=base_code, quote=quote_code, effective_at=at, rate=value, created_at=tx.now
+            )
         )
-        tx.emit("fx_rate.recorded", "fx_rate", f"{base_code}/{quote_code}", base=base_code, quote=quote_code,
-                rate=str(value), effective_at=at.isoformat())
+        tx.emit(
+            "fx_rate.recorded",
+            "fx_rate",
+            f"{base_code}/{quote_code}",
+            base=base_code,
+            quote=quote_code,
+            rate=str(value),
+            effective_at=at.isoformat(),
+        )
         return FxRate(base_code, quote_code, value, at)
