@@ -12,7 +12,7 @@ from billing_core.context import BillingContext, Tx
 from billing_core.db import repository
 from billing_core.db import schema as t
 from billing_core.db.usage_queries import aggregate_windows, metered_windows
-from billing_core.errors import InvalidInput
+from billing_core.errors import CurrencyMismatch, InvalidInput
 from billing_core.invoice_writer import Written, write_invoices
 from billing_core.invoices import LineDraft
 from billing_core.invoicing import InvoicePlan, PricingCache, usage_lines
@@ -44,7 +44,7 @@ def parse_items(
         if not price.active:
             raise InvalidInput(f"{where}.price_id", "an active price", price.id)
         if price.currency.code != currency_code:
-            raise InvalidInput(
+            raise CurrencyMismatch(
                 f"{where}.price_id",
                 f"a price in the customer's currency {currency_code}",
                 price.currency.code,

@@ -10,7 +10,7 @@ from billing_core.context import BillingContext
 from billing_core.db import repository
 from billing_core.db import schema as t
 from billing_core.db.repository import inserted_id
-from billing_core.errors import InvalidInput
+from billing_core.errors import CurrencyMismatch, InvalidInput
 from billing_core.invoices import BillingReason
 from billing_core.invoicing import InvoicePlan, OneTimeCharge, PricingCache, one_time_lines
 from billing_core.money import check_minor, currency
@@ -49,7 +49,7 @@ def add_one_time_charge(
     with ctx.transaction() as tx:
         customer = repository.get_customer(tx.conn, customer_id)
         if cur.code != customer.currency:
-            raise InvalidInput("currency", f"the customer's currency {customer.currency}", cur.code)
+            raise CurrencyMismatch("currency_code", f"the customer's currency {customer.currency}", cur.code)
         if subscription_id is not None:
             sub = repository.get_subscription(tx.conn, subscription_id)
             if sub.customer_id != customer.id:

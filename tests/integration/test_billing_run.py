@@ -1,0 +1,112 @@
+"""The billing run at scale: exactly once under concurrency, and every invoice right."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from billing_core.audit import verify
+from billing_core.book import build_book, expected_totals
+from billing_core.clock import FrozenClock
+from billing_core.context import BillingContext
+from billing_core.db.bulk import Bulk
+from billing_core.db.types import parse_instant_column
+from billing_core.payments import SimulatedGateway
+from billing_core.services.billing_run import run_billing
+from tests.integration import _workers
+
+AS_OF = datetime(2026, 3, 1, tzinfo=UTC)
+SUBSCRIPTIONS = 3_000
+
+
+def make_book(engine: Engine) -> tuple[BillingContext, dict]:  # type: ignore[type-arg]
+    ctx = BillingContext(engine, clock=FrozenClock(AS_OF), gateway=SimulatedGateway(7))
+    book = build_book(ctx, subscriptions=SUBSCRIPTIONS, as_of=AS_OF, seed=11)
+    with ctx.read() as conn:
+        expected = expected_totals(Bulk(conn), book.catalog)
+    return ctx, expected
+
+
+def check_book(ctx: BillingContext, expected: dict) -> None:  # type: ignore[type-arg]
+    with ctx.read() as conn:
+        bulk = Bulk(conn)
+        invoices = bulk.query(
+            "SELECT id, number, subscription_id, period_start, status, subtotal_minor, discount_minor, tax_minor,"
+            " tax_inclusive, total_minor, credit_applied_minor, amount_due_minor, amount_paid_minor FROM invoices"
+        )
+        periods = Counter((sub, parse_instant_column(start)) for _, _, sub, start, *_ in invoices)
+        assert max(periods.values()) == 1, "a period was invoiced twice"
+        assert len(invoices) == SUBSCRIPTIONS
+        numbers = sorted(int(n.split("-")[1]) for _, n, *_ in invoices)
+        assert numbers == list(range(1, len(invoices) + 1)), "invoice numbers must be gapless and unique"
+        for (
+            _,
+            _,
+            sub,
+            start,
+            status,
+            subtotal,
+            discount,
+            tax,
+            inclusive,
+            total,
+            credit,
+            due,
+            paid,
+        ) in invoices:
+            want = expected[(sub, parse_instant_column(start).isoformat())]
+            assert (subtotal, discount, tax, total) == (
+                want.subtotal_minor,
+                want.discount_minor,
+                want.tax_minor,
+                want.total_minor,
+            )
+            assert total == subtotal - discount + (0 if inclusive else tax)
+            assert due == max(total, 0) - credit
+            assert (status == "paid") == (paid == due) or due == 0
+        # one attempt per invoice and attempt number, at most one payment per attempt and per paid invoice
+        attempts = bulk.query("SELECT invoice_id, attempt_number, idempotency_key FROM payment_attempts")
+        assert len({(i, n) for i, n, _ in attempts}) == len(attempts)
+        assert len({k for *_, k in attempts}) == len(attempts)
+        payments = bulk.query(
+            "SELECT invoice_id, COUNT(*) FROM payments GROUP BY invoice_id HAVING COUNT(*) > 1"
+        )
+        assert payments == []
+        (paid_without_payment,) = bulk.query(
+            "SELECT COUNT(*) FROM invoices i WHERE i.status = 'paid' AND i.amount_due_minor > 0"
+            " AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.invoice_id = i.id)"
+        )[0]
+        assert paid_without_payment == 0
+        verify(conn)
+
+
+def test_one_run_invoices_every_period_right(engine: Engine) -> None:
+    ctx, expected = make_book(engine)
+    result = run_billing(ctx, as_of=AS_OF, chunk_size=700)
+    assert result.invoices == SUBSCRIPTIONS
+    assert result.payments.attempted > 0
+    check_book(ctx, expected)
+    assert run_billing(ctx, as_of=AS_OF).invoices == 0  # idempotent
+
+
+def test_two_concurrent_runs_invoice_each_period_once(engine: Engine, database_url: str) -> None:
+    ctx, expected = make_book(engine)
+    engine.dispose()
+    mp = multiprocessing.get_context("spawn")
+    barrier = mp.Barrier(2)
+    results = mp.Queue()
+    workers = [
+        mp.Process(target=_workers.billing_run, args=(database_url, AS_OF.isoformat(), barrier, 400, results))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=180)
+        assert worker.exitcode == 0
+    outcomes = [results.get(timeout=5) for _ in workers]
+    assert sum(invoices for invoices, _ in outcomes) == SUBSCRIPTIONS  # the work was shared, not doubled
+    check_book(ctx, expected)
