@@ -41,7 +41,7 @@ def main() -> None:
     )
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--db", type=Path, default=None, help="SQLite file to create (default: a temp dir)")
-    parser.add_argument("--chunk-size", type=int, default=20_000)
+    parser.add_argument("--chunk-size", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 

@@ -134,7 +134,7 @@ def bill(
     as_of: AsOf,
     chunk_size: Annotated[
         int, typer.Option(help="Subscriptions planned and written per transaction.")
-    ] = 20_000,
+    ] = 5_000,
     no_collect: Annotated[
         bool, typer.Option("--no-collect", help="Invoice only; attempt no payment.")
     ] = False,
@@ -160,7 +160,7 @@ def bill(
     _print_billing(result)
 
 
-def _run_billing(ctx: BillingContext, as_of: datetime, *, chunk_size: int = 20_000, collect: bool = True):  # type: ignore[no-untyped-def]
+def _run_billing(ctx: BillingContext, as_of: datetime, *, chunk_size: int = 5_000, collect: bool = True):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from billing_core.services.billing_run import run_billing

@@ -8,7 +8,7 @@ up period by period (one pass per period).
 
 How it scales
 -------------
-The run is set-based. Due subscriptions are taken in chunks (20,000 by default), in id order.
+The run is set-based. Due subscriptions are taken in chunks (5,000 by default), in id order.
 For each chunk the *planner* reads every input with a handful of queries (subscriptions, items,
 customers, usage aggregated in SQL, scheduled plan changes, one-time charges) from a read
 snapshot, prices the invoices with the pure planning code
@@ -19,6 +19,11 @@ subscriptions (and the credit balances it used) are still as planned, and write 
 ``executemany`` (``COPY`` on PostgreSQL) in one short transaction. The chunk's pending payment
 attempts then go to the gateway in one batch, and the answers are recorded in bulk the same way.
 The write lock is held only while rows are written, never while Python prices.
+
+Planning and writing overlap: where the platform can fork, a planner process (which inherits
+the planner, its pricing caches and the reserved ids) plans chunk k+1 on its own read snapshot
+while this process writes and collects chunk k. Chunks are disjoint sets of subscriptions; a
+customer balance that an earlier chunk changed is caught by the version check below.
 
 Exactly once
 ------------
@@ -38,11 +43,15 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Engine
 
 from billing_core.audit import Event, canonical_json
 from billing_core.catalog import Aggregation, Price, UsageType
@@ -104,11 +113,16 @@ def run_billing(
     *,
     as_of: datetime,
     subscription_ids: Sequence[int] | None = None,
-    chunk_size: int = 20_000,
+    chunk_size: int = 5_000,
     collect: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    pipelined: bool = True,
 ) -> BillingRunResult:
-    """Invoice every period due by ``as_of`` (of the given subscriptions, or of all)."""
+    """Invoice every period due by ``as_of`` (of the given subscriptions, or of all).
+
+    With ``pipelined`` (the default, where the platform can fork) a planner process prepares the
+    next chunk while this process writes the current one.
+    """
     started = _time.perf_counter()
     result = BillingRunResult(as_of=as_of)
     if collect and subscription_ids is None:
@@ -125,7 +139,7 @@ def run_billing(
             if not due:
                 break
             result.passes += 1
-            _Pass(ctx, planner, result, collect, on_progress, len(due)).run(due, chunk_size)
+            _Pass(ctx, planner, result, collect, on_progress, len(due), pipelined).run(due, chunk_size)
     finally:
         if collecting_garbage:
             gc.enable()
@@ -401,6 +415,25 @@ def _write_chunk(tx: Tx, chunk: _Chunk, prefix: str) -> list[Written]:
     return written
 
 
+# The planner process's state, set once when it starts (see ``_Pass._planned``).
+_REMOTE: dict[str, Any] = {}
+
+
+def _start_planner(url: str, parent_engine: Engine, planner: _Planner, ids: _Reservation) -> None:
+    from billing_core.db.engine import create_engine
+
+    parent_engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    gc.disable()
+    _REMOTE.update(engine=create_engine(url), planner=planner, ids=ids)
+
+
+def _plan_in_process(sub_ids: list[int], now: datetime) -> _Chunk:
+    engine: Engine = _REMOTE["engine"]
+    with engine.connect().execution_options(read_only=True) as conn, conn.begin():
+        chunk: _Chunk = _REMOTE["planner"].plan(Bulk(conn), sub_ids, _REMOTE["ids"], now)
+        return chunk
+
+
 class _Pass:
     """One pass over the subscriptions due: plan, write, collect, record, chunk after chunk.
 
@@ -416,6 +449,7 @@ class _Pass:
         collect: bool,
         on_progress: Callable[[int, int], None] | None,
         total: int,
+        pipelined: bool = True,
     ) -> None:
         self.ctx = ctx
         self.planner = planner
@@ -423,6 +457,9 @@ class _Pass:
         self.collect = collect
         self.on_progress = on_progress
         self.total = total
+        # a planner process prepares chunk k+1 while this process writes chunk k (fork only:
+        # the planner, its caches and the id reservation are inherited, not pickled)
+        self.pipelined = pipelined and "fork" in multiprocessing.get_all_start_methods()
 
     def run(self, due: list[int], chunk_size: int) -> None:
         with self.ctx.transaction() as tx:  # one short write: reserve every id the pass may use
@@ -431,14 +468,31 @@ class _Pass:
                 iter(tx.bulk.reserve_ids("payment_attempts", len(due))),
                 iter(tx.bulk.reserve_ids("payments", len(due))),
             )
-        for start in range(0, len(due), chunk_size):
-            sub_ids = due[start : start + chunk_size]
-            with self.ctx.read() as conn:
-                chunk = self.planner.plan(Bulk(conn), sub_ids, ids, self.ctx.clock.now())
+        slices = [due[start : start + chunk_size] for start in range(0, len(due), chunk_size)]
+        for chunk in self._planned(slices, ids):
             chunk = self._write(chunk)
             self._count(chunk)
             if self.collect and chunk.batch.queued:
                 self.result.payments.add(self._collect(chunk, ids))
+
+    def _planned(self, slices: list[list[int]], ids: _Reservation) -> Iterator[_Chunk]:
+        """The chunks, planned in order: by a planner process while this one writes, when it can fork."""
+        if len(slices) < 2 or not self.pipelined:
+            for sub_ids in slices:
+                with self.ctx.read() as conn:
+                    yield self.planner.plan(Bulk(conn), sub_ids, ids, self.ctx.clock.now())
+            return
+        fork = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            max_workers=1, mp_context=fork, initializer=_start_planner,
+            initargs=(self.ctx.engine.url.render_as_string(hide_password=False), self.ctx.engine, self.planner, ids),
+        ) as planner:  # fmt: skip
+            ahead = planner.submit(_plan_in_process, slices[0], self.ctx.clock.now())
+            for index in range(len(slices)):
+                chunk = ahead.result()
+                if index + 1 < len(slices):
+                    ahead = planner.submit(_plan_in_process, slices[index + 1], self.ctx.clock.now())
+                yield chunk
 
     def _write(self, chunk: _Chunk) -> _Chunk:
         prefix = self.ctx.invoice_prefix

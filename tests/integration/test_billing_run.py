@@ -6,6 +6,7 @@ import multiprocessing
 from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine
 
 from billing_core.audit import verify
@@ -83,9 +84,10 @@ def check_book(ctx: BillingContext, expected: dict) -> None:  # type: ignore[typ
         verify(conn)
 
 
-def test_one_run_invoices_every_period_right(engine: Engine) -> None:
+@pytest.mark.parametrize("pipelined", [True, False], ids=["planner-process", "one-process"])
+def test_one_run_invoices_every_period_right(engine: Engine, pipelined: bool) -> None:
     ctx, expected = make_book(engine)
-    result = run_billing(ctx, as_of=AS_OF, chunk_size=700)
+    result = run_billing(ctx, as_of=AS_OF, chunk_size=700, pipelined=pipelined)
     assert result.invoices == SUBSCRIPTIONS
     assert result.payments.attempted > 0
     check_book(ctx, expected)
