@@ -130,3 +130,18 @@ def accrued_usage_lines(
         window_end=tx.now,
         cache=cache,
     )
+
+
+def emit_status_change(
+    tx: Tx, sub: Subscription, target: SubscriptionStatus, reason: str, **extra: Any
+) -> None:
+    """The ``subscription.status_changed`` event every lifecycle use case writes."""
+    tx.emit(
+        "subscription.status_changed",
+        "subscription",
+        sub.id,
+        subscription_id=sub.id,
+        **{"from": sub.status.value, "to": target.value},
+        reason=reason,
+        **extra,
+    )

@@ -14,7 +14,7 @@ from billing_core.context import BillingContext
 from billing_core.db import repository
 from billing_core.db import schema as t
 from billing_core.invoices import BillingReason
-from billing_core.services._common import write_one
+from billing_core.services._common import emit_status_change, write_one
 from billing_core.services.collect_payments import collect_payments
 from billing_core.services.pause_subscription import stop_plan
 from billing_core.subscriptions import SUBSCRIPTION_LIFECYCLE, Subscription, SubscriptionEvent
@@ -69,13 +69,11 @@ def cancel_subscription(
                     t.subscription_pending_changes.c.subscription_id == sub.id
                 )
             )
-            tx.emit(
-                "subscription.status_changed",
-                "subscription",
-                sub.id,
-                subscription_id=sub.id,
-                **{"from": sub.status.value, "to": target.value},
-                reason="canceled",
+            emit_status_change(
+                tx,
+                sub,
+                target,
+                "canceled",
                 invoice_id=invoice_id,
                 prorated=prorate,
             )

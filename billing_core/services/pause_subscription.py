@@ -24,7 +24,7 @@ from billing_core.invoicing import (
     proration_lines,
 )
 from billing_core.money import currency
-from billing_core.services._common import accrued_usage_lines, write_one
+from billing_core.services._common import accrued_usage_lines, emit_status_change, write_one
 from billing_core.services.collect_payments import collect_payments
 from billing_core.subscriptions import SUBSCRIPTION_LIFECYCLE, Subscription, SubscriptionEvent
 
@@ -50,13 +50,11 @@ def pause_subscription(ctx: BillingContext, *, subscription_id: int) -> Subscrip
                 updated_at=tx.now,
             )
         )
-        tx.emit(
-            "subscription.status_changed",
-            "subscription",
-            sub.id,
-            subscription_id=sub.id,
-            **{"from": sub.status.value, "to": target.value},
-            reason="paused",
+        emit_status_change(
+            tx,
+            sub,
+            target,
+            "paused",
             invoice_id=invoice_id,
         )
     if attempt_id is not None:

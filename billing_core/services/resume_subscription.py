@@ -13,6 +13,7 @@ from billing_core.context import BillingContext
 from billing_core.db import repository
 from billing_core.db import schema as t
 from billing_core.periods import Schedule
+from billing_core.services._common import emit_status_change
 from billing_core.subscriptions import SUBSCRIPTION_LIFECYCLE, Subscription, SubscriptionEvent
 
 
@@ -39,13 +40,11 @@ def resume_subscription(
                 updated_at=tx.now,
             )
         )
-        tx.emit(
-            "subscription.status_changed",
-            "subscription",
-            sub.id,
-            subscription_id=sub.id,
-            **{"from": sub.status.value, "to": target.value},
-            reason="resumed",
+        emit_status_change(
+            tx,
+            sub,
+            target,
+            "resumed",
             paused_at=sub.paused_at.isoformat() if sub.paused_at else None,
         )
     if invoice_now:
