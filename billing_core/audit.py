@@ -82,20 +82,25 @@ def append(conn: Connection, events: Sequence[Event]) -> int:
         return int(last_seq)
     rows = []
     instant = bulk.instant_formatter()
-    iso_cache: dict[datetime, str] = {}
+    # events of one transaction share a handful of instants: format each once
+    formatted: dict[datetime, tuple[str, Any]] = {}
     seq, prev = int(last_seq), str(last_hash)
     for event in events:
         seq += 1
-        iso = iso_cache.get(event.occurred_at)
-        if iso is None:
-            iso = iso_cache[event.occurred_at] = event.occurred_at.isoformat()
+        cached = formatted.get(event.occurred_at)
+        if cached is None:
+            cached = formatted[event.occurred_at] = (
+                event.occurred_at.isoformat(),
+                instant(event.occurred_at),
+            )
+        iso, stored = cached
         digest = event_hash(
             prev, seq, iso, event.event_type, event.aggregate_type, event.aggregate_id, event.payload
         )
         rows.append(
             (
                 seq,
-                instant(event.occurred_at),
+                stored,
                 event.event_type,
                 event.aggregate_type,
                 event.aggregate_id,
