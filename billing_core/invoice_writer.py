@@ -24,6 +24,7 @@ from billing_core.audit import Event, canonical_json
 from billing_core.context import Tx
 from billing_core.credit_notes import BalanceReason
 from billing_core.db.bulk import Bulk
+from billing_core.db.types import InstantTexts
 from billing_core.errors import InvalidInput, RecoupError
 from billing_core.invoices import InvoiceStatus, LineKind
 from billing_core.invoicing import InvoicePlan
@@ -118,14 +119,17 @@ def build_batch(
     days_until_due: int,
     source: str,
     bulk: Bulk,
+    texts: InstantTexts | None = None,
 ) -> InvoiceBatch:
-    """Rows for ``plans``. ``balances`` are the credit balances the plans' totals assumed."""
+    """Rows for ``plans``. ``balances`` are the credit balances the plans' totals assumed.
+
+    ``texts`` shares the instants already formatted (SQLite) with the caller.
+    """
     batch = InvoiceBatch()
-    instant = bulk.instant_formatter()
+    instant = bulk.instant_formatter(texts)
     true, false = bulk.boolean(True), bulk.boolean(False)
     due_at = now + timedelta(days=days_until_due)
     now_s, due_s = instant(now), instant(due_at)
-    due_iso = due_at.isoformat()
     running: dict[int, int] = {}
     paid, opened = InvoiceStatus.PAID.value, InvoiceStatus.OPEN.value
     for plan in plans:
@@ -164,12 +168,11 @@ def build_batch(
         batch.events.append(Event(now, "invoice.finalized", "invoice", str(invoice_id), canonical_json({
             "invoice_id": invoice_id, "number": NUMBER_PLACEHOLDER, "customer_id": customer_id,
             "subscription_id": sub_id, "billing_reason": plan.reason.value, "currency": code,
-            "period_start": plan.period_start.isoformat() if plan.period_start else None,
-            "period_end": plan.period_end.isoformat() if plan.period_end else None,
+            "period_start": plan.period_start, "period_end": plan.period_end,
             "subtotal_minor": totals.subtotal_minor, "discount_minor": totals.discount_minor,
             "tax_minor": totals.tax_minor, "total_minor": totals.total_minor,
             "credit_applied_minor": totals.credit_applied_minor, "amount_due_minor": amount_due,
-            "due_at": due_iso, "lines": len(plan.lines),
+            "due_at": due_at, "lines": len(plan.lines),
         })))  # fmt: skip
         batch.due.append(amount_due)
         if not amount_due:
@@ -199,6 +202,10 @@ def build_batch(
                 )
             )
             batch.attempt_of[invoice_id] = attempt_id
+        if not (totals.credit_applied_minor or totals.credit_to_balance_minor):
+            if plan.one_time_charge_ids:
+                batch.charges.extend((invoice_id, charge_id) for charge_id in plan.one_time_charge_ids)
+            continue
         for delta, reason in (
             (-totals.credit_applied_minor, BalanceReason.APPLIED_TO_INVOICE),
             (totals.credit_to_balance_minor, BalanceReason.PRORATION),

@@ -33,6 +33,7 @@ from billing_core.subscriptions import Subscription, SubscriptionItem, Subscript
 from billing_core.tax import TaxRate
 
 _ONE = Fraction(1)
+_METERED = UsageType.METERED  # enum members read once: attribute access on an Enum class is slow
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,19 +273,17 @@ def plan_renewal(
     bill_usage = start > sub.usage_billed_until
     factor = period_factor(schedule, n, start, end) if n < 0 and not ending else _ONE
     use_coupon = coupon if coupon is not None and coupon.applies_to_invoice(sub.discounted_invoices) else None
-    metered = (
-        tuple(
-            (pid, usage.get(prices[pid].metric_code or "", 0))
-            for pid, _q in _pairs(sub.items)
-            if prices[pid].usage_type is UsageType.METERED
+    metered: tuple[tuple[int, int], ...] = ()
+    if bill_usage:
+        metered = tuple(
+            (item.price_id, usage.get(price.metric_code or "", 0))
+            for item in sub.items
+            if (price := prices[item.price_id]).usage_type is _METERED
         )
-        if bill_usage
-        else ()
-    )
     key = (
         sub.currency,
-        () if ending else tuple(_pairs(items)),
-        factor,
+        () if ending else tuple([(item.price_id, item.quantity) for item in items]),
+        None if factor is _ONE else (factor.numerator, factor.denominator),  # hashing a Fraction is slow
         metered,
         use_coupon.id if use_coupon else None,
         tax_rate.id if tax_rate else None,

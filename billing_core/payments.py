@@ -189,8 +189,11 @@ class SimulatedGateway:
       afresh for each idempotency key.
 
     The same seed and idempotency key always give the same answer, so a retried request is
-    answered as the first one was and a whole run can be replayed.
+    answered as the first one was and a whole run can be replayed. Answers depend on nothing held
+    in memory (``process_safe``), so the billing run may ask from a helper process.
     """
+
+    process_safe = True
 
     def __init__(
         self, seed: int = 0, *, soft_decline_rate: float = 0.06, hard_decline_rate: float = 0.015
@@ -198,12 +201,11 @@ class SimulatedGateway:
         self.seed = seed
         self.soft_decline_rate = soft_decline_rate
         self.hard_decline_rate = hard_decline_rate
-        self.charges = 0
-        self.refunds = 0
 
     def decide(self, request: ChargeRequest) -> ChargeResult:
         key = request.idempotency_key
-        reference = f"sim_ch_{hashlib.blake2b(f'{self.seed}:{key}'.encode(), digest_size=8).hexdigest()}"
+        digest = hashlib.blake2b(f"{self.seed}:{key}".encode(), digest_size=16).digest()
+        reference = f"sim_ch_{digest[:8].hex()}"
         card = request.payment_method
         if card.expires_before(request.attempted_at):
             return ChargeResult(key, False, reference, DeclineCode.EXPIRED_CARD)
@@ -211,17 +213,16 @@ class SimulatedGateway:
         if u_card < self.hard_decline_rate:
             code = _pick(u_card / self.hard_decline_rate, HARD_DECLINE_SHARES)
             return ChargeResult(key, False, reference, code)
-        u = _unit(self.seed, "attempt", key)
+        # the attempt's own draw: the other half of the digest that names the charge
+        u = int.from_bytes(digest[8:], "big") / 2**64
         if u < self.soft_decline_rate:
             return ChargeResult(key, False, reference, _pick(u / self.soft_decline_rate, SOFT_DECLINE_SHARES))
         return ChargeResult(key, True, reference)
 
     def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
-        self.charges += len(requests)
         return [self.decide(request) for request in requests]
 
     def refund(self, request: RefundRequest) -> RefundResult:
-        self.refunds += 1
         digest = hashlib.blake2b(f"{self.seed}:{request.idempotency_key}".encode(), digest_size=8)
         return RefundResult(request.idempotency_key, True, f"sim_re_{digest.hexdigest()}")
 

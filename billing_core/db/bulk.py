@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from billing_core.db.types import sqlite_instant
+from billing_core.db.types import InstantTexts, sqlite_instant
 
 
 class Bulk:
@@ -33,20 +33,14 @@ class Bulk:
             return sqlite_instant(value)
         return value.astimezone(UTC)
 
-    def instant_formatter(self) -> Any:
-        """A fast converter for many instants (UTC datetimes to the driver's form)."""
+    def instant_formatter(self, texts: InstantTexts | None = None) -> Any:
+        """A fast converter for many instants (UTC datetimes to the driver's form).
+
+        On SQLite it remembers every instant it formatted (in ``texts``, when given, to share it).
+        """
         if not self.sqlite:
             return self.instant
-
-        def convert(value: datetime | None) -> Any:
-            if value is None:
-                return None
-            if value.tzinfo is UTC:
-                # "2026-03-01 00:00:00.000000+00:00" without its offset
-                return value.isoformat(" ", "microseconds")[:26]
-            return sqlite_instant(value)
-
-        return convert
+        return (texts if texts is not None else InstantTexts()).__getitem__
 
     def boolean(self, value: bool) -> Any:
         return int(value) if self.sqlite else value

@@ -452,13 +452,14 @@ fx_rates = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    # on SQLite an INTEGER PRIMARY KEY is the rowid itself: no second index to keep per event
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("event_type", String(64), nullable=False),
     Column("aggregate_type", String(32), nullable=False),
     Column("aggregate_id", String(64), nullable=False),
     Column("payload", Text, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
+    # sha256(previous row's hash | this row): the previous hash is the previous row's, not stored twice
     Column("hash", String(64), nullable=False),
 )
 

@@ -66,7 +66,38 @@ def sqlite_instant(value: datetime) -> str:
 def parse_instant_column(value: datetime | str) -> datetime:
     """A value read from a :class:`UTCDateTime` column by a raw (driver-level) query."""
     if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        if len(value) in (19, 26):  # SQLite's text has no offset: it is UTC
+            return datetime.fromisoformat(value + "+00:00")  # 6x faster than .replace(tzinfo=UTC)
+        return datetime.fromisoformat(value).astimezone(UTC)
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+class InstantTexts(dict[datetime | None, str | None]):
+    """Instants as SQLite text, each formatted once: ``texts[value]`` (``None`` stays ``None``).
+
+    Formatting an aware datetime costs about a microsecond, a lookup 40 ns; the rows of a billing
+    chunk repeat the same instants (a period's end is the next one's start, ``now`` is everywhere).
+    :class:`ParsedInstants` fills it with the text each instant was read from.
+    """
+
+    def __missing__(self, value: datetime | None) -> str | None:
+        text = None if value is None else sqlite_instant(value)
+        self[value] = text
+        return text
+
+
+class ParsedInstants(dict[Any, datetime | None]):
+    """Values read from :class:`UTCDateTime` columns, each parsed once: ``parsed[raw]``."""
+
+    def __init__(self, texts: InstantTexts | None = None) -> None:
+        super().__init__()
+        self.texts = texts
+
+    def __missing__(self, raw: Any) -> datetime | None:
+        value = None if raw is None else parse_instant_column(raw)
+        self[raw] = value
+        if self.texts is not None and isinstance(raw, str) and value is not None:
+            self.texts[value] = raw
+        return value

@@ -45,11 +45,12 @@ import gc
 import json
 import multiprocessing
 import time as _time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Engine
 
@@ -59,18 +60,18 @@ from billing_core.context import BillingContext, Tx
 from billing_core.customers import CardBrand, PaymentMethod
 from billing_core.db import repository
 from billing_core.db.bulk import Bulk
-from billing_core.db.types import parse_instant_column
+from billing_core.db.types import InstantTexts, ParsedInstants
 from billing_core.db.usage_queries import aggregate_windows, metered_windows
 from billing_core.discounts import Coupon
-from billing_core.invoice_writer import InvoiceBatch, StaleBatch, Written, build_batch, write_batch
+from billing_core.invoice_writer import Attempt, InvoiceBatch, StaleBatch, Written, build_batch, write_batch
 from billing_core.invoicing import InvoicePlan, OneTimeCharge, PricingCache, Renewal, plan_renewal
 from billing_core.services.collect_payments import (
     CollectionResult,
     Pending,
+    ResultBatch,
     build_results,
     collect_payments,
     open_invoice_counts,
-    record,
     send,
     write_results,
 )
@@ -204,6 +205,10 @@ class _Chunk:
     cards: dict[int, PaymentMethod] = field(default_factory=dict)
     statuses: dict[int, str] = field(default_factory=dict)  # each subscription's status once written
     written: list[Written] = field(default_factory=list)
+    to_collect: int = 0  # pending attempts among the rows
+
+    def collection(self) -> _Collection:
+        return _Collection(self.batch.queued, self.cards, self.statuses)
 
 
 _SUB_COLUMNS = (
@@ -231,7 +236,9 @@ class _Planner:
             (bulk.instant(self.as_of),),
         )
         items = _items(bulk, table)
-        subs = [_subscription(row, items.get(row[0], ())) for row in rows]
+        texts = InstantTexts()  # the chunk's instants, parsed and formatted once each
+        parsed = ParsedInstants(texts)
+        subs = [_subscription(row, items.get(row[0], ()), parsed) for row in rows]
         versions = {row[0]: (row[8], row[2], row[19]) for row in rows}
         customers: dict[int, tuple[int | None, int, int | None]] = {}
         cards: dict[int, PaymentMethod] = {}
@@ -292,10 +299,12 @@ class _Planner:
             renewals.append((sub, renewal))
         batch = build_batch(
             plans, invoice_ids=ids.invoices, attempt_ids=ids.attempts, balances=start_balances, now=now,
-            days_until_due=self.ctx.days_until_due, source="billing_run", bulk=bulk,
+            days_until_due=self.ctx.days_until_due, source="billing_run", bulk=bulk, texts=texts,
         )  # fmt: skip
-        chunk = _Chunk(list(versions), versions, batch, [], [], [], [], {}, 0, cards=cards)
-        self._subscription_rows(bulk, renewals, now, chunk)
+        chunk = _Chunk(
+            list(versions), versions, batch, [], [], [], [], {}, 0, cards=cards, to_collect=len(batch.queued)
+        )
+        self._subscription_rows(bulk.instant_formatter(texts), renewals, now, chunk)
         return chunk
 
     def _usage(self, bulk: Bulk, subs: Sequence[Subscription]) -> dict[int, dict[str, int]]:
@@ -311,9 +320,12 @@ class _Planner:
         return aggregate_windows(bulk, windows)
 
     def _subscription_rows(
-        self, bulk: Bulk, renewals: Sequence[tuple[Subscription, Renewal]], now: datetime, chunk: _Chunk
+        self,
+        instant: Callable[[datetime | None], Any],
+        renewals: Sequence[tuple[Subscription, Renewal]],
+        now: datetime,
+        chunk: _Chunk,
     ) -> None:
-        instant = bulk.instant_formatter()
         now_s = instant(now)
         reasons = {
             SubscriptionStatus.CANCELED: "canceled_at_period_end",
@@ -361,21 +373,23 @@ def _items(bulk: Bulk, table: str) -> dict[int, list[SubscriptionItem]]:
     return items
 
 
-def _subscription(row: tuple[Any, ...], items: Sequence[SubscriptionItem]) -> Subscription:
+_Required = Callable[[Any], datetime]
+_STATUSES = {status.value: status for status in SubscriptionStatus}  # faster than SubscriptionStatus(value)
+
+
+def _subscription(
+    row: tuple[Any, ...], items: Sequence[SubscriptionItem], instant: ParsedInstants
+) -> Subscription:
     (sid, customer_id, status, code, tz_name, months, started_at, anchor_at, n, next_at,
      period_start, period_end, trial_end, cancel_at_end, canceled_at, paused_at, coupon_id,
      discounted, usage_until, _updated) = row  # fmt: skip
-    instant = parse_instant_column
+    required = cast(_Required, instant.__getitem__)  # these columns are NOT NULL
     return Subscription(
-        sid, customer_id, SubscriptionStatus(status), code, tz_name, months, instant(started_at),
-        instant(anchor_at), n, instant(next_at), _maybe(period_start), _maybe(period_end), _maybe(trial_end),
-        bool(cancel_at_end), _maybe(canceled_at), _maybe(paused_at), coupon_id, discounted,
-        instant(usage_until), tuple(items),
+        sid, customer_id, _STATUSES[status], code, tz_name, months, required(started_at),
+        required(anchor_at), n, required(next_at), instant[period_start], instant[period_end], instant[trial_end],
+        bool(cancel_at_end), instant[canceled_at], instant[paused_at], coupon_id, discounted,
+        required(usage_until), tuple(items),
     )  # fmt: skip
-
-
-def _maybe(value: Any) -> datetime | None:
-    return None if value is None else parse_instant_column(value)
 
 
 def _write_chunk(tx: Tx, chunk: _Chunk, prefix: str) -> list[Written]:
@@ -415,11 +429,11 @@ def _write_chunk(tx: Tx, chunk: _Chunk, prefix: str) -> list[Written]:
     return written
 
 
-# The planner process's state, set once when it starts (see ``_Pass._planned``).
+# The helper process's state, set once when it starts (see ``_Pass._run_pipelined``).
 _REMOTE: dict[str, Any] = {}
 
 
-def _start_planner(url: str, parent_engine: Engine, planner: _Planner, ids: _Reservation) -> None:
+def _start_helper(url: str, parent_engine: Engine, planner: _Planner, ids: _Reservation) -> None:
     from billing_core.db.engine import create_engine
 
     parent_engine.dispose(close=False)  # the parent's pooled connections stay the parent's
@@ -427,11 +441,68 @@ def _start_planner(url: str, parent_engine: Engine, planner: _Planner, ids: _Res
     _REMOTE.update(engine=create_engine(url), planner=planner, ids=ids)
 
 
-def _plan_in_process(sub_ids: list[int], now: datetime) -> _Chunk:
+def _plan_in_helper(index: int, sub_ids: list[int], now: datetime) -> _Chunk:
+    """Plan a chunk; keep what collecting it needs here, and send back only the rows to write."""
     engine: Engine = _REMOTE["engine"]
     with engine.connect().execution_options(read_only=True) as conn, conn.begin():
         chunk: _Chunk = _REMOTE["planner"].plan(Bulk(conn), sub_ids, _REMOTE["ids"], now)
-        return chunk
+    _REMOTE.setdefault("collections", {})[index] = chunk.collection()
+    chunk.batch.queued, chunk.cards = [], {}  # cards and attempts stay here: pickling them is costly
+    return chunk
+
+
+def _collect_in_helper(index: int, replanned: _Collection | None, now: datetime) -> _Collected:
+    """Collect chunk ``index`` as planned here, or as the writer planned it again under the lock."""
+    request: _Collection = _REMOTE["collections"].pop(index)
+    if replanned is not None:
+        request = replanned
+    planner: _Planner = _REMOTE["planner"]
+    return request.send_and_build(planner.ctx, _REMOTE["engine"], _REMOTE["ids"].payments, now)
+
+
+def _take_collection(index: int) -> _Collection:
+    """Hand chunk ``index``'s collection to the writer (for gateways it must ask itself)."""
+    collection: _Collection = _REMOTE["collections"].pop(index)
+    return collection
+
+
+class _Collected(NamedTuple):
+    attempt_ids: list[int]
+    batch: ResultBatch
+
+
+@dataclass
+class _Collection:
+    """A planned chunk's pending attempts, with what building their results needs."""
+
+    queued: list[Attempt]
+    cards: dict[int, PaymentMethod]
+    statuses: dict[int, str]  # each subscription's status as the chunk wrote it
+
+    def send_and_build(
+        self, ctx: BillingContext, engine: Engine, payment_ids: Iterator[int], now: datetime
+    ) -> _Collected:
+        """Ask the gateway (outside any transaction), then build the rows that record its answers."""
+        cards, statuses = self.cards, self.statuses
+        pending = [Pending(a, cards[a.payment_method_id], "open", 0, a.amount_minor) for a in self.queued]
+        answers = send(ctx, pending)
+        # a success changes the status of a subscription that is not active, once nothing else is open
+        not_active = {
+            p.attempt.subscription_id for p in pending
+            if p.attempt.subscription_id is not None and statuses[p.attempt.subscription_id] != "active"
+        }  # fmt: skip
+        with engine.connect().execution_options(read_only=True) as conn, conn.begin():
+            bulk = Bulk(conn)
+            counts = open_invoice_counts(bulk, not_active)
+            subscriptions = {
+                sub_id: (statuses[sub_id], counts.get(sub_id, 0) if sub_id in not_active else None)
+                for sub_id in {p.attempt.subscription_id for p in pending}
+                if sub_id is not None
+            }
+            batch = build_results(
+                pending, answers, payment_ids=payment_ids, subscriptions=subscriptions, now=now, bulk=bulk
+            )
+        return _Collected([a.attempt_id for a in self.queued], batch)
 
 
 class _Pass:
@@ -457,8 +528,8 @@ class _Pass:
         self.collect = collect
         self.on_progress = on_progress
         self.total = total
-        # a planner process prepares chunk k+1 while this process writes chunk k (fork only:
-        # the planner, its caches and the id reservation are inherited, not pickled)
+        # a helper process plans chunk k+1 and collects chunk k-1 while this process writes chunk k
+        # (fork only: the planner, its caches and the id reservation are inherited, not pickled)
         self.pipelined = pipelined and "fork" in multiprocessing.get_all_start_methods()
 
     def run(self, due: list[int], chunk_size: int) -> None:
@@ -469,33 +540,70 @@ class _Pass:
                 iter(tx.bulk.reserve_ids("payments", len(due))),
             )
         slices = [due[start : start + chunk_size] for start in range(0, len(due), chunk_size)]
-        for chunk in self._planned(slices, ids):
+        if self.pipelined and len(slices) > 1:
+            self._run_pipelined(slices, ids)
+            return
+        for sub_ids in slices:
+            with self.ctx.read() as conn:
+                chunk = self.planner.plan(Bulk(conn), sub_ids, ids, self.ctx.clock.now())
             chunk = self._write(chunk)
             self._count(chunk)
-            if self.collect and chunk.batch.queued:
-                self.result.payments.add(self._collect(chunk, ids))
+            if self.collect and chunk.to_collect:
+                now = self.ctx.clock.now()
+                self._record(chunk.collection().send_and_build(self.ctx, self.ctx.engine, ids.payments, now))
 
-    def _planned(self, slices: list[list[int]], ids: _Reservation) -> Iterator[_Chunk]:
-        """The chunks, planned in order: by a planner process while this one writes, when it can fork."""
-        if len(slices) < 2 or not self.pipelined:
-            for sub_ids in slices:
-                with self.ctx.read() as conn:
-                    yield self.planner.plan(Bulk(conn), sub_ids, ids, self.ctx.clock.now())
-            return
+    def _run_pipelined(self, slices: list[list[int]], ids: _Reservation) -> None:
+        """Write here while a helper process plans the chunks ahead and collects those written.
+
+        The helper runs its tasks in the order they are given. After chunk k is written it is
+        asked to plan chunk k+2 and to collect chunk k (whose invoices are committed). Chunk k's
+        answers are then written in the same transaction as chunk k+2's invoices, by which time
+        the helper has long sent them: one commit per chunk, both processes busy, and only
+        writing holds the lock. Cards and pending attempts stay in the helper, which planned
+        them; only rows to write cross between the processes. A gateway whose answers live in
+        this process's memory (a scripted test double) is asked from this process instead.
+        """
+        remote = bool(getattr(self.ctx.gateway, "process_safe", False))
+        clock = self.ctx.clock
         fork = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(
-            max_workers=1, mp_context=fork, initializer=_start_planner,
+            max_workers=1, mp_context=fork, initializer=_start_helper,
             initargs=(self.ctx.engine.url.render_as_string(hide_password=False), self.ctx.engine, self.planner, ids),
-        ) as planner:  # fmt: skip
-            ahead = planner.submit(_plan_in_process, slices[0], self.ctx.clock.now())
+        ) as helper:  # fmt: skip
+            planned = deque(helper.submit(_plan_in_helper, i, slices[i], clock.now()) for i in range(2))
+            collecting: deque[Future[_Collected] | None] = deque()
             for index in range(len(slices)):
-                chunk = ahead.result()
-                if index + 1 < len(slices):
-                    ahead = planner.submit(_plan_in_process, slices[index + 1], self.ctx.clock.now())
-                yield chunk
+                planned_chunk = planned.popleft().result()
+                if index + 2 < len(slices):
+                    planned.append(helper.submit(_plan_in_helper, index + 2, slices[index + 2], clock.now()))
+                answers = collecting.popleft() if len(collecting) == 2 else None
+                chunk = self._write(planned_chunk, answers.result() if answers is not None else None)
+                self._count(chunk)
+                replanned = chunk.collection() if chunk is not planned_chunk else None
+                if not (self.collect and chunk.to_collect):
+                    collecting.append(None)
+                elif remote:
+                    collecting.append(helper.submit(_collect_in_helper, index, replanned, clock.now()))
+                else:
+                    request = replanned or helper.submit(_take_collection, index).result()
+                    self._record(request.send_and_build(self.ctx, self.ctx.engine, ids.payments, clock.now()))
+                    collecting.append(None)
+            for answers in collecting:
+                if answers is not None:
+                    self._record(answers.result())
 
-    def _write(self, chunk: _Chunk) -> _Chunk:
+    def _write(self, chunk: _Chunk, answers: _Collected | None = None) -> _Chunk:
+        """Write a planned chunk, and earlier answers with it; plan it again under the lock if stale."""
         prefix = self.ctx.invoice_prefix
+        if answers is not None:
+            try:
+                with self.ctx.transaction(checked_references=False) as tx:
+                    payments = write_results(tx, answers.batch)
+                    chunk.written = _write_chunk(tx, chunk, prefix)
+                self.result.payments.add(payments)
+                return chunk
+            except StaleBatch:  # one of the two moved: record the answers alone, then the chunk
+                self._record(answers)
         try:
             with self.ctx.transaction(checked_references=False) as tx:
                 chunk.written = _write_chunk(tx, chunk, prefix)
@@ -522,38 +630,13 @@ class _Pass:
         if self.on_progress:
             self.on_progress(result.invoices, max(self.total, result.invoices))
 
-    def _collect(self, chunk: _Chunk, ids: _Reservation) -> CollectionResult:
-        cards = chunk.cards
-        pending = [
-            Pending(a, cards[a.payment_method_id], "open", 0, a.amount_minor) for a in chunk.batch.queued
-        ]
-        answers = send(self.ctx, pending)
-        statuses = chunk.statuses
-        # a success changes the status of a subscription that is not active, once nothing else is open
-        not_active = {
-            p.attempt.subscription_id for p in pending
-            if p.attempt.subscription_id is not None and statuses[p.attempt.subscription_id] != "active"
-        }  # fmt: skip
-        with self.ctx.read() as conn:
-            bulk = Bulk(conn)
-            counts = open_invoice_counts(bulk, not_active)
-            subscriptions = {
-                p.attempt.subscription_id: (
-                    statuses[p.attempt.subscription_id],
-                    counts.get(p.attempt.subscription_id, 0)
-                    if p.attempt.subscription_id in not_active
-                    else None,
-                )
-                for p in pending
-                if p.attempt.subscription_id is not None
-            }
-            batch = build_results(
-                pending, answers, payment_ids=ids.payments, subscriptions=subscriptions,
-                now=self.ctx.clock.now(), bulk=bulk,
-            )  # fmt: skip
+    def _record(self, collected: _Collected) -> None:
+        """Write the answers; if what they were built from moved, ask again and record under the lock.
+
+        Asking again is safe: the gateway answers a repeated idempotency key as it did the first time.
+        """
         try:
             with self.ctx.transaction(checked_references=False) as tx:
-                return write_results(tx, batch)
+                self.result.payments.add(write_results(tx, collected.batch))
         except StaleBatch:
-            with self.ctx.transaction() as tx:
-                return record(tx, [p.attempt.attempt_id for p in pending], answers)
+            self.result.payments.add(collect_payments(self.ctx, attempt_ids=collected.attempt_ids))

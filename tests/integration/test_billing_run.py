@@ -15,7 +15,7 @@ from billing_core.clock import FrozenClock
 from billing_core.context import BillingContext
 from billing_core.db.bulk import Bulk
 from billing_core.db.types import parse_instant_column
-from billing_core.payments import SimulatedGateway
+from billing_core.payments import DeclineCode, ScriptedGateway, SimulatedGateway
 from billing_core.services.billing_run import run_billing
 from tests.integration import _workers
 
@@ -81,6 +81,8 @@ def check_book(ctx: BillingContext, expected: dict) -> None:  # type: ignore[typ
             " AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.invoice_id = i.id)"
         )[0]
         assert paid_without_payment == 0
+        (pending,) = bulk.query("SELECT COUNT(*) FROM payment_attempts WHERE status = 'pending'")[0]
+        assert pending == 0, "every attempt of a finished run has its answer recorded"
         verify(conn)
 
 
@@ -90,6 +92,10 @@ def test_one_run_invoices_every_period_right(engine: Engine, pipelined: bool) ->
     result = run_billing(ctx, as_of=AS_OF, chunk_size=700, pipelined=pipelined)
     assert result.invoices == SUBSCRIPTIONS
     assert result.payments.attempted > 0
+    with ctx.read() as conn:
+        (attempts,) = Bulk(conn).query("SELECT COUNT(*) FROM payment_attempts")[0]
+    assert result.payments.attempted == attempts
+    assert result.payments.succeeded + result.payments.failed == attempts
     check_book(ctx, expected)
     assert run_billing(ctx, as_of=AS_OF).invoices == 0  # idempotent
 
@@ -111,4 +117,17 @@ def test_two_concurrent_runs_invoice_each_period_once(engine: Engine, database_u
         assert worker.exitcode == 0
     outcomes = [results.get(timeout=5) for _ in workers]
     assert sum(invoices for invoices, _ in outcomes) == SUBSCRIPTIONS  # the work was shared, not doubled
+    check_book(ctx, expected)
+
+
+def test_a_gateway_held_in_memory_is_asked_from_the_writer(engine: Engine) -> None:
+    """A scripted gateway's queue lives in this process: the pipelined run must not ask it from the helper."""
+    gateway = ScriptedGateway([DeclineCode.INSUFFICIENT_FUNDS] * 50)
+    ctx = BillingContext(engine, clock=FrozenClock(AS_OF), gateway=gateway)
+    book = build_book(ctx, subscriptions=SUBSCRIPTIONS, as_of=AS_OF, seed=11)
+    with ctx.read() as conn:
+        expected = expected_totals(Bulk(conn), book.catalog)
+    result = run_billing(ctx, as_of=AS_OF, chunk_size=700, pipelined=True)
+    assert result.payments.attempted == len(gateway.requests)  # every charge went through this object
+    assert result.payments.decline_codes.get("insufficient_funds") == 50
     check_book(ctx, expected)

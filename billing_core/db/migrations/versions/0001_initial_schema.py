@@ -65,13 +65,14 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False
+        ),
         sa.Column("occurred_at", billing_core.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("event_type", sa.String(length=64), nullable=False),
         sa.Column("aggregate_type", sa.String(length=32), nullable=False),
         sa.Column("aggregate_id", sa.String(length=64), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox")),
     )
