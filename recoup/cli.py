@@ -30,6 +30,19 @@ audit_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
+
+def _register_parts() -> None:
+    """The sub-commands that live in :mod:`recoup.commands`, one module per part."""
+    from recoup.commands import api, dunning, lake, notify
+
+    app.add_typer(api.app, name="api")
+    app.add_typer(dunning.app, name="dunning")
+    app.add_typer(notify.app, name="notify")
+    app.add_typer(lake.app, name="lake")
+
+
+_register_parts()
+
 console = Console()
 err = Console(stderr=True)
 

@@ -7,6 +7,15 @@
 ``RECOUP_GATEWAY_SEED``        seed of the simulated payment gateway
 ``RECOUP_INVOICE_PREFIX``      prefix of invoice numbers (``INV``)
 ``RECOUP_DAYS_UNTIL_DUE``      days from finalization to an invoice's due date (0)
+``RECOUP_API_HOST``            where ``recoup api`` listens (``127.0.0.1``)
+``RECOUP_API_PORT``            its port (8000)
+``RECOUP_SMTP_HOST``           SMTP server for notifications (``127.0.0.1``)
+``RECOUP_SMTP_PORT``           its port (8025)
+``RECOUP_SMTP_SENDER``         the From address of notifications
+``RECOUP_SMTP_USERNAME``       SMTP login, if the server wants one
+``RECOUP_SMTP_PASSWORD``       its password
+``RECOUP_SMTP_STARTTLS``       upgrade the connection with STARTTLS (false)
+``RECOUP_LAKE_DIR``            where the parquet lake lives (default ``<data dir>/lake``)
 =============================  ==========================================================
 """
 
@@ -32,9 +41,20 @@ class Settings(BaseSettings):
     invoice_prefix: str = "INV"
     credit_note_prefix: str = "CN"
     days_until_due: int = Field(default=0, ge=0, le=365)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=8025, ge=1, le=65535)
+    smtp_sender: str = "Recoup Billing <billing@recoup.invalid>"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    lake_dir: Path | None = None
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'recoup.db').resolve()}"
+        if self.lake_dir is None:
+            self.lake_dir = self.data_dir / "lake"
         return self

@@ -478,3 +478,7 @@ consumer_offsets = Table(
     Column("last_seq", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+
+# The tables of the other parts live beside this module, one file per part, on the same metadata.
+from billing_core.db import schema_api, schema_dunning, schema_lake, schema_notifications  # noqa: E402, F401
