@@ -16,6 +16,8 @@
 ``RECOUP_SMTP_PASSWORD``       its password
 ``RECOUP_SMTP_STARTTLS``       upgrade the connection with STARTTLS (false)
 ``RECOUP_LAKE_DIR``            where the parquet lake lives (default ``<data dir>/lake``)
+``RECOUP_NOTIFY_EVENTS``       event types that send notifications, comma-separated
+                               (default: payment and dunning events; see docs/notifications.md)
 =============================  ==========================================================
 """
 
@@ -50,6 +52,7 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_starttls: bool = False
     lake_dir: Path | None = None
+    notify_events: str = ""
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
