@@ -1,4 +1,4 @@
-"""dunning: dunning processes and their actions.
+"""dunning: dunning processes, their actions, and the invoices watched before they are due.
 
 Revision ID: 0003
 Revises: 0002
@@ -36,6 +36,16 @@ def upgrade() -> None:
         sa.Column("next_action_at", billing_core.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("ended_at", billing_core.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", billing_core.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("reminders_email", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("reminders_sms", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("reminders_call", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("last_retry_at", billing_core.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_reminder_at", billing_core.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("final_notice_at", billing_core.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("payment_method_id", sa.Integer(), nullable=True),
+        sa.Column("attempt_id", sa.Integer(), nullable=True),
+        sa.Column("decided_by", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_dunning_processes_customer_id_customers")
         ),
@@ -57,6 +67,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_dunning_processes_queue", "dunning_processes", ["status", "next_action_at"], unique=False
     )
+    op.create_index(
+        "ix_dunning_processes_in_flight",
+        "dunning_processes",
+        ["attempt_id"],
+        unique=False,
+        sqlite_where=sa.text("attempt_id IS NOT NULL"),
+        postgresql_where=sa.text("attempt_id IS NOT NULL"),
+    )
     op.create_table(
         "dunning_actions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -74,6 +92,8 @@ def upgrade() -> None:
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("policy", sa.String(length=64), nullable=False),
+        sa.Column("decline_code", sa.String(length=32), nullable=True),
+        sa.Column("day", sa.Integer(), server_default="0", nullable=False),
         sa.ForeignKeyConstraint(
             ["invoice_id"], ["invoices.id"], name=op.f("fk_dunning_actions_invoice_id_invoices")
         ),
@@ -87,11 +107,22 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_dunning_actions_invoice_id"), "dunning_actions", ["invoice_id"], unique=False)
+    op.create_table(
+        "dunning_watch",
+        sa.Column("invoice_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("since", billing_core.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["invoice_id"], ["invoices.id"], name=op.f("fk_dunning_watch_invoice_id_invoices")
+        ),
+        sa.PrimaryKeyConstraint("invoice_id", name=op.f("pk_dunning_watch")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("dunning_watch")
     op.drop_index(op.f("ix_dunning_actions_invoice_id"), table_name="dunning_actions")
     op.drop_table("dunning_actions")
+    op.drop_index("ix_dunning_processes_in_flight", table_name="dunning_processes")
     op.drop_index("ix_dunning_processes_queue", table_name="dunning_processes")
     op.drop_index(op.f("ix_dunning_processes_customer_id"), table_name="dunning_processes")
     op.drop_table("dunning_processes")
