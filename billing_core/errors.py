@@ -27,6 +27,18 @@ class RecoupError(Exception):
 
     code: str = "recoup_error"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # subclasses take keyword-only or differently named arguments: rebuild without __init__,
+        # so an error raised in a helper process reaches the parent intact
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[RecoupError], args: tuple[Any, ...], state: dict[str, Any]) -> RecoupError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidInput(RecoupError, ValueError):
     """Bad input: names the field, what was expected and what arrived."""

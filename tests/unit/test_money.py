@@ -112,3 +112,25 @@ def test_allocation_errors_name_the_weight() -> None:
         allocate(100, [])
     assert allocate(100, [0, 0, 0]) == [34, 33, 33]
     assert allocate(100, [Decimal("0.5"), Fraction(1, 4), 0]) == [67, 33, 0]
+
+
+def test_errors_survive_pickling_between_processes() -> None:
+    import pickle
+
+    from billing_core.errors import InvalidTransition, NotFound
+
+    for error in (
+        InvalidInput("amount_minor", "an integer >= 0", -5, hint="minor units"),
+        NotFound("customer_id", "customer", 42),
+        InvalidTransition(
+            entity="subscription", entity_id=7, state="canceled", action="pause", allowed_from=["active"]
+        ),
+    ):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert (copy.field, copy.expected, copy.got, str(copy)) == (
+            error.field,
+            error.expected,
+            error.got,
+            str(error),
+        )
