@@ -116,6 +116,10 @@ class Bulk:
                 (count, table),
             )[0]
             return list(range(last - count + 1, last + 1))
+        # the lock an INSERT would take, taken now: a reader that locks the table in SHARE mode
+        # (the lake export) waits for this transaction, so ids never become visible out of order
+        # when they are reserved and inserted in the same transaction
+        self.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
         rows = self.query(
             f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, ?)",
             (count,),

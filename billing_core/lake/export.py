@@ -186,7 +186,8 @@ _CUSTOMERS_SQL = (
 )
 _DUNNING_SQL = (
     "SELECT id, process_id, step, invoice_id, customer_id, subscription_id, action, channel, scheduled_at,"
-    " executed_at, outcome, attempt_id, amount_minor, currency, policy, executed_at FROM dunning_actions"
+    " executed_at, outcome, attempt_id, amount_minor, currency, policy, decline_code, day, executed_at"
+    " FROM dunning_actions"
     " WHERE id > ? AND id <= ? ORDER BY id"
 )
 _USAGE_SQL = {

@@ -328,6 +328,8 @@ DUNNING_ACTIONS = LakeTable(
             _f("amount_minor", pa.int64(), False),
             _f("currency", DICT, False),
             _f("policy", DICT, False),
+            _f("decline_code", DICT),
+            _f("day", pa.int32(), False),
             _f("event_timestamp", TS, False),
         ]
     ),
