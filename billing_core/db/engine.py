@@ -50,6 +50,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # checkpoint every 160 MiB of WAL rather than 16: bulk writers (billing runs, usage batches)
+        # commit tens of megabytes at a time and would otherwise checkpoint and sync at every commit
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB

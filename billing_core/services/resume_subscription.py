@@ -12,6 +12,7 @@ from sqlalchemy import update
 from billing_core.context import BillingContext
 from billing_core.db import repository
 from billing_core.db import schema as t
+from billing_core.errors import InvalidInput
 from billing_core.periods import Schedule
 from billing_core.services._common import emit_status_change
 from billing_core.subscriptions import SUBSCRIPTION_LIFECYCLE, Subscription, SubscriptionEvent
@@ -23,6 +24,11 @@ def resume_subscription(
     with ctx.transaction() as tx:
         sub = repository.get_subscription(tx.conn, subscription_id, lock=True)
         target = SUBSCRIPTION_LIFECYCLE.next(sub.status, SubscriptionEvent.RESUME, entity_id=sub.id)
+        if sub.paused_at is not None and tx.now <= sub.paused_at:
+            # the fresh period would start where a billed one did: (subscription, period start) is unique
+            raise InvalidInput(
+                "resumed_at", f"an instant after the pause at {sub.paused_at.isoformat()}", tx.now.isoformat()
+            )
         schedule = Schedule(tx.now, sub.tz_name, sub.months_per_period, sub.started_at)
         start, end = schedule.period(0)
         tx.conn.execute(

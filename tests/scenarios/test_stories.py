@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from billing_core.audit import verify
 from billing_core.clock import FrozenClock
+from billing_core.errors import InvalidInput
 from billing_core.payments import DeclineCode, ScriptedGateway
 from billing_core.services.billing_run import run_billing
 from billing_core.services.cancel_subscription import cancel_subscription
@@ -105,6 +108,21 @@ def test_pause_and_resume_never_bills_the_paused_days(world: World, clock: Froze
     assert len(world.invoices(c)) == 3
     run_billing(world.ctx, as_of=at(2026, 4, 15))
     assert world.invoices(c)[-1]["period_start"] == at(2026, 4, 15)
+
+
+def test_resuming_at_the_instant_of_the_pause_is_refused_clearly(world: World, clock: FrozenClock) -> None:
+    price = flat(world, 30_00)
+    c = world.customer()
+    sub = create_subscription(world.ctx, customer_id=c, items=[{"price_id": price, "quantity": 1}])
+    pause_subscription(world.ctx, subscription_id=sub.id)
+    invoices = world.invoices(c)
+    with pytest.raises(InvalidInput) as refused:
+        resume_subscription(world.ctx, subscription_id=sub.id)
+    assert refused.value.field == "resumed_at"
+    assert world.subscription(sub.id)["status"] == "paused"
+    assert world.invoices(c) == invoices
+    clock.set(at(2026, 1, 2))
+    assert resume_subscription(world.ctx, subscription_id=sub.id).status.value == "active"
 
 
 def test_usage_crossing_a_tier_boundary(world: World, clock: FrozenClock) -> None:
