@@ -20,7 +20,7 @@ from billing_core.simulation.rng import RandomSource
 
 PARAMS = WorldParams()
 N = 6_000
-BANKING77 = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "banking77" / "train.csv"
+BANKING77 = Path(__file__).resolve().parents[2] / "datasets" / "banking77" / "train.csv"
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,6 @@ def test_bad_categories_and_languages_are_refused() -> None:
     assert error.value.field == "language"
 
 
-@pytest.mark.skipif(not BANKING77.exists(), reason="the Banking77 sample is not beside the project")
 def test_the_bank_shares_no_wording_with_banking77() -> None:
     """Banking77 is the independent evaluation of the classifier: no 6-word run may come from it."""
 
