@@ -15,6 +15,8 @@
 ``RECOUP_SMTP_USERNAME``       SMTP login, if the server wants one
 ``RECOUP_SMTP_PASSWORD``       its password
 ``RECOUP_SMTP_STARTTLS``       upgrade the connection with STARTTLS (false)
+``RECOUP_EMAIL_BACKEND``       ``smtp`` (default) or ``maildir`` (deliver into a local Maildir)
+``RECOUP_MAILDIR``             the Maildir for ``maildir`` (default ``<data dir>/mail``)
 ``RECOUP_LAKE_DIR``            where the parquet lake lives (default ``<data dir>/lake``)
 ``RECOUP_NOTIFY_EVENTS``       event types that send notifications, comma-separated
                                (default: payment and dunning events; see docs/notifications.md)
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +54,8 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
+    email_backend: Literal["smtp", "maildir"] = "smtp"
+    maildir: Path | None = None
     lake_dir: Path | None = None
     notify_events: str = ""
 
@@ -60,4 +65,6 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{(self.data_dir / 'recoup.db').resolve()}"
         if self.lake_dir is None:
             self.lake_dir = self.data_dir / "lake"
+        if self.maildir is None:
+            self.maildir = self.data_dir / "mail"
         return self

@@ -71,6 +71,7 @@ from billing_core.notifications.senders import (
     Delivery,
     EmailSender,
     LoggingSmsSender,
+    MaildirEmailSender,
     OutgoingEmail,
     OutgoingSms,
     SmsSender,
@@ -223,10 +224,22 @@ def dispatch(
 def dispatch_with_settings(
     ctx: BillingContext, settings: Any, *, echo: Callable[[str], object] | None = None, **overrides: Any
 ) -> DispatchResult:
-    """:func:`dispatch` with SMTP from the settings and text messages written to the log."""
+    """:func:`dispatch` with the email backend of the settings and text messages written to the log.
+
+    ``RECOUP_EMAIL_BACKEND=smtp`` (the default) sends through ``RECOUP_SMTP_*``; ``maildir``
+    delivers into ``RECOUP_MAILDIR``.
+    """
+    backend = getattr(settings, "email_backend", "smtp")
+    email: EmailSender
+    if backend == "maildir":
+        email = MaildirEmailSender.from_settings(settings)
+    elif backend == "smtp":
+        email = SmtpEmailSender.from_settings(settings)
+    else:
+        raise InvalidInput("email_backend", "smtp or maildir", backend)
     return dispatch(
         ctx,
-        email=SmtpEmailSender.from_settings(settings),
+        email=email,
         sms=LoggingSmsSender(echo),
         options=DispatchOptions.from_settings(settings, **overrides),
     )

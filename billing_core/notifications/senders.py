@@ -1,8 +1,9 @@
 """The edges of notifications: an email sender and an SMS sender, each a protocol with fakes.
 
 * :class:`EmailSender`: :class:`SmtpEmailSender` speaks SMTP (``smtplib``; optional STARTTLS and
-  login) to the server in the settings; :class:`RecordingEmailSender` keeps messages in memory
-  and answers from a script, for tests.
+  login) to the server in the settings; :class:`MaildirEmailSender` delivers into a local
+  Maildir (development, demos: any mail client opens it); :class:`RecordingEmailSender` keeps
+  messages in memory and answers from a script, for tests.
 * :class:`SmsSender`: :class:`LoggingSmsSender` writes each text to the log (and, if asked, to a
   console); :class:`RecordingSmsSender` is the scripted fake. Recoup ships no real SMS provider:
   one is a class with a ``send_many`` method that calls the provider's API, passing
@@ -29,6 +30,7 @@ from email.errors import HeaderParseError, MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from pathlib import Path
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,38 @@ class SmsSender(Protocol):
     """Sends text messages; answers one :class:`Delivery` per message, in order."""
 
     def send_many(self, messages: Sequence[OutgoingSms]) -> list[Delivery]: ...
+
+
+# ---------------------------------------------------------------------------------------- Maildir
+
+
+class MaildirEmailSender:
+    """Delivers each email as a file into a Maildir (``new/``), as a local mail server would.
+
+    For development and demos, where no SMTP server runs: ``RECOUP_EMAIL_BACKEND=maildir`` and
+    ``RECOUP_MAILDIR``. A resend of the same notification replaces its file (the file is named by
+    the notification), so the Maildir holds each message once.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MaildirEmailSender:
+        return cls(settings.maildir)
+
+    def send_many(self, messages: Sequence[OutgoingEmail]) -> list[Delivery]:
+        new = self.path / "new"
+        for folder in (new, self.path / "cur", self.path / "tmp"):
+            folder.mkdir(parents=True, exist_ok=True)
+        results = []
+        for message in messages:
+            name = f"recoup-{message.notification_id}.eml"
+            temporary = self.path / "tmp" / name
+            temporary.write_bytes(message.to_mime().as_bytes(policy=_SMTPUTF8))
+            temporary.replace(new / name)
+            results.append(Delivery.sent(name))
+        return results
 
 
 # ------------------------------------------------------------------------------------------- SMTP
