@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +13,9 @@ from billing_core.errors import InvalidInput
 from billing_core.money import currency
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_DEVICE = re.compile(r"^[\x21-\x7e]{1,64}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 LANGUAGES = ("en", "de", "es", "ar", "fr", "it", "pt", "nl", "ja")
 
 
@@ -118,3 +122,54 @@ def validate_card(
     if isinstance(exp_year, bool) or not isinstance(exp_year, int) or not 2000 <= exp_year <= 2100:
         raise InvalidInput("exp_year", "a four-digit year", exp_year)
     return {"brand": card_brand, "bin": bin, "last4": last4, "exp_month": exp_month, "exp_year": exp_year}
+
+
+def validate_signup_context(
+    *,
+    signup_channel: object = None,
+    signup_ip: object = None,
+    signup_device_id: object = None,
+    signup_ip_country: object = None,
+) -> dict[str, str | None]:
+    """Where a customer signed up from; each part is optional (``None``).
+
+    The channel is a lower-case code (``organic``, ``paid_search``...), the IP address an IPv4 or
+    IPv6 address (stored in its canonical text form), the device id an opaque printable token, the
+    IP's country the ISO 3166 alpha-2 code a GeoIP lookup gave at signup.
+    """
+    if signup_ip_country is not None and (
+        not isinstance(signup_ip_country, str) or not _COUNTRY.match(signup_ip_country)
+    ):
+        raise InvalidInput(
+            "signup_ip_country", "an ISO 3166 alpha-2 country code such as 'DE'", signup_ip_country
+        )
+    if signup_channel is not None and (
+        not isinstance(signup_channel, str) or not _CHANNEL.match(signup_channel)
+    ):
+        raise InvalidInput(
+            "signup_channel",
+            "a lower-case channel code of up to 32 characters, such as 'organic'",
+            signup_channel,
+        )
+    ip: str | None = None
+    if signup_ip is not None:
+        if not isinstance(signup_ip, str):
+            raise InvalidInput("signup_ip", "an IPv4 or IPv6 address such as '203.0.113.7'", signup_ip)
+        try:
+            ip = str(ipaddress.ip_address(signup_ip))
+        except ValueError as exc:
+            raise InvalidInput(
+                "signup_ip", "an IPv4 or IPv6 address such as '203.0.113.7'", signup_ip
+            ) from exc
+    if signup_device_id is not None and (
+        not isinstance(signup_device_id, str) or not _DEVICE.match(signup_device_id)
+    ):
+        raise InvalidInput(
+            "signup_device_id", "a device token of 1 to 64 printable characters", signup_device_id
+        )
+    return {
+        "signup_channel": signup_channel,
+        "signup_ip": ip,
+        "signup_device_id": signup_device_id,
+        "signup_ip_country": signup_ip_country,
+    }

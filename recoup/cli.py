@@ -33,12 +33,14 @@ app.add_typer(audit_app, name="audit")
 
 def _register_parts() -> None:
     """The sub-commands that live in :mod:`recoup.commands`, one module per part."""
-    from recoup.commands import api, dunning, lake, notify
+    from recoup.commands import api, dunning, features, lake, notify, simulate
 
     app.add_typer(api.app, name="api")
     app.add_typer(dunning.app, name="dunning")
     app.add_typer(notify.app, name="notify")
     app.add_typer(lake.app, name="lake")
+    app.add_typer(simulate.app, name="simulate")
+    app.add_typer(features.app, name="features")
 
 
 _register_parts()

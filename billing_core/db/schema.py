@@ -84,6 +84,11 @@ customers = Table(
     Column("default_payment_method_id", Integer),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # where the customer signed up from (migration 0006): what a fraud screen looks at
+    Column("signup_channel", String(32)),  # organic, paid_search, partner, sales, referral...
+    Column("signup_ip", String(45)),  # IPv4 or IPv6, as text
+    Column("signup_device_id", String(64)),
+    Column("signup_ip_country", String(2)),  # ISO 3166 code of the IP address (a GeoIP lookup)
     CheckConstraint("balance_minor >= 0", name="balance_not_negative"),
     **_AUTO,
 )

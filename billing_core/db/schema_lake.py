@@ -18,7 +18,14 @@ from billing_core.db.schema import metadata
 from billing_core.db.types import UTCDateTime
 
 #: the sources an export run covers, each a range ``(<source>_from, <source>_to]``
-LAKE_SOURCES = ("outbox", "customers", "subscriptions", "usage_events", "dunning_actions")
+LAKE_SOURCES = (
+    "outbox",
+    "customers",
+    "payment_methods",
+    "subscriptions",
+    "usage_events",
+    "dunning_actions",
+)
 
 lake_exports = Table(
     "lake_exports",

@@ -5,9 +5,9 @@ One run, under the lake directory's lock:
 1. Read the committed position (the last row of ``lake_exports``) and delete whatever a run that
    never committed left in the lake (files whose range ends beyond the position).
 2. Open one read snapshot. Its outbox head and the highest ids of the tables read by id
-   (customers, subscriptions, usage events, dunning actions) close the run's ranges:
-   ``(position, head]`` for each source. On PostgreSQL the snapshot is taken while those four
-   tables are briefly locked in SHARE mode, so that no insert is in flight behind a higher id
+   (customers, payment methods, subscriptions, usage events, dunning actions) close the run's
+   ranges: ``(position, head]`` for each source. On PostgreSQL the snapshot is taken while those
+   five tables are briefly locked in SHARE mode, so that no insert is in flight behind a higher id
    that is already visible; on SQLite writers are serialized and ids are handed out in commit
    order.
 3. Read the outbox range in chunks of sequence numbers. Each chunk's events become a temporary
@@ -15,7 +15,7 @@ One run, under the lake directory's lock:
    joins turns into the rows of invoices, invoice lines, payments, attempts, refunds, credit
    notes and chargebacks. Subscriptions and disputes need the whole range (a state is rewound
    from the snapshot through later events), so their events are kept and written at the end.
-   Customers, dunning actions and usage are read by id range.
+   Customers, payment methods, dunning actions and usage are read by id range.
 4. Write one file per table and partition, named by the range, under a temporary name, synced
    and renamed into place.
 5. In one transaction, append the run to ``lake_exports`` (the new position) and mirror the
@@ -67,6 +67,7 @@ from billing_core.lake.schemas import (
     INVOICE_LINES,
     INVOICES,
     PAYMENT_ATTEMPTS,
+    PAYMENT_METHODS,
     PAYMENTS,
     REFUNDS,
     SUBSCRIPTIONS,
@@ -76,11 +77,11 @@ from billing_core.lake.schemas import (
 )
 
 #: ``on_progress(stage, done, total)``: stages are outbox, subscriptions, disputes, customers,
-#: usage_events, dunning_actions
+#: payment_methods, usage_events, dunning_actions
 Progress = Callable[[str, int, int], None]
 
 CONSUMER = "lake"
-ID_SOURCES = ("customers", "subscriptions", "usage_events", "dunning_actions")
+ID_SOURCES = ("customers", "payment_methods", "subscriptions", "usage_events", "dunning_actions")
 
 # the events the lake reads; every other event type is skipped in SQL
 _EVENT_TYPES = (
@@ -182,7 +183,12 @@ _PER_CHUNK: tuple[tuple[LakeTable, frozenset[str], str], ...] = (
 
 _CUSTOMERS_SQL = (
     "SELECT id, external_id, email, currency, timezone, country, language, billing_anchor_day, tax_rate_id,"
-    " created_at, created_at FROM customers WHERE id > ? AND id <= ? ORDER BY id"
+    " created_at, signup_channel, signup_ip, signup_device_id, signup_ip_country, created_at"
+    " FROM customers WHERE id > ? AND id <= ? ORDER BY id"
+)
+_PAYMENT_METHODS_SQL = (
+    "SELECT id, customer_id, brand, bin, exp_month, exp_year, fingerprint, created_at, created_at"
+    " FROM payment_methods WHERE id > ? AND id <= ? ORDER BY id"
 )
 _DUNNING_SQL = (
     "SELECT id, process_id, step, invoice_id, customer_id, subscription_id, action, channel, scheduled_at,"
@@ -488,6 +494,7 @@ class _Run:
         self.export_subscriptions()
         self.export_disputes()
         self.export_customers()
+        self.export_payment_methods()
         self.export_usage()
         self.export_dunning_actions()
 
@@ -680,6 +687,9 @@ class _Run:
 
     def export_customers(self) -> None:
         self._by_id("customers", _CUSTOMERS_SQL, CUSTOMERS)
+
+    def export_payment_methods(self) -> None:
+        self._by_id("payment_methods", _PAYMENT_METHODS_SQL, PAYMENT_METHODS)
 
     def export_dunning_actions(self) -> None:
         self._by_id("dunning_actions", _DUNNING_SQL, DUNNING_ACTIONS)

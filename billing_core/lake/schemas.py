@@ -28,7 +28,7 @@ ITEM = pa.struct(
 
 Partitioning = Literal["day", "month"]
 #: where an export run's rows for a table come from: the outbox, or a table read by id
-Source = Literal["outbox", "customers", "subscriptions", "usage_events", "dunning_actions"]
+Source = Literal["outbox", "customers", "payment_methods", "subscriptions", "usage_events", "dunning_actions"]
 
 
 def _f(name: str, type_: pa.DataType, nullable: bool = True) -> pa.Field:
@@ -75,12 +75,38 @@ CUSTOMERS = LakeTable(
             _f("billing_anchor_day", pa.int32()),
             _f("tax_rate_id", pa.int64()),
             _f("created_at", TS, False),
+            # where the customer signed up from (null for customers created without it)
+            _f("signup_channel", DICT),
+            _f("signup_ip", pa.string()),
+            _f("signup_device_id", pa.string()),
+            _f("signup_ip_country", DICT),
             _f("event_timestamp", TS, False),
         ]
     ),
     "month",
     {"part": "customers"},
     description="one row per customer, as created (attributes that never change); read by id",
+)
+
+PAYMENT_METHODS = LakeTable(
+    "payment_methods",
+    pa.schema(
+        [
+            _key("payment_method_id"),
+            _f("customer_id", pa.int64(), False),
+            _f("brand", DICT, False),
+            _f("bin", DICT, False),
+            _f("exp_month", pa.int32(), False),
+            _f("exp_year", pa.int32(), False),
+            # the same card on two customers shares a fingerprint (never the card number)
+            _f("fingerprint", pa.string(), False),
+            _f("created_at", TS, False),
+            _f("event_timestamp", TS, False),
+        ]
+    ),
+    "month",
+    {"part": "payment_methods"},
+    description="one row per card, as attached (a replacement card is a new row); read by id",
 )
 
 SUBSCRIPTIONS = LakeTable(
@@ -364,6 +390,7 @@ TABLES: dict[str, LakeTable] = {
     t.name: t
     for t in (
         CUSTOMERS,
+        PAYMENT_METHODS,
         SUBSCRIPTIONS,
         INVOICES,
         INVOICE_LINES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import insert, select
 
 from billing_core.context import BillingContext
-from billing_core.customers import Customer, validate_customer
+from billing_core.customers import Customer, validate_customer, validate_signup_context
 from billing_core.db import repository
 from billing_core.db import schema as t
 from billing_core.db.repository import inserted_id
@@ -24,8 +24,17 @@ def create_customer(
     billing_anchor_day: int | None = None,
     tax_rate_id: int | None = None,
     external_id: str | None = None,
+    signup_channel: str | None = None,
+    signup_ip: str | None = None,
+    signup_device_id: str | None = None,
+    signup_ip_country: str | None = None,
 ) -> Customer:
-    """Create a customer. With an ``external_id`` already on file, return that customer."""
+    """Create a customer. With an ``external_id`` already on file, return that customer.
+
+    ``signup_channel``, ``signup_ip``, ``signup_ip_country`` and ``signup_device_id`` record where
+    the customer signed up from (for the fraud screen); each is optional, and the ``customer.created`` event carries the
+    ones given.
+    """
     values = validate_customer(
         email=email,
         name=name,
@@ -35,6 +44,12 @@ def create_customer(
         language=language,
         billing_anchor_day=billing_anchor_day,
         external_id=external_id,
+    )
+    context = validate_signup_context(
+        signup_channel=signup_channel,
+        signup_ip=signup_ip,
+        signup_device_id=signup_device_id,
+        signup_ip_country=signup_ip_country,
     )
     with ctx.transaction() as tx:
         if external_id is not None:
@@ -54,7 +69,12 @@ def create_customer(
         customer_id = inserted_id(
             tx.conn.execute(
                 insert(t.customers).values(
-                    **values, tax_rate_id=tax_rate_id, balance_minor=0, created_at=tx.now, updated_at=tx.now
+                    **values,
+                    **context,
+                    tax_rate_id=tax_rate_id,
+                    balance_minor=0,
+                    created_at=tx.now,
+                    updated_at=tx.now,
                 )
             )
         )
@@ -68,5 +88,6 @@ def create_customer(
             timezone=values["timezone"],
             language=values["language"],
             tax_rate_id=tax_rate_id,
+            **{name: value for name, value in context.items() if value is not None},
         )
         return repository.get_customer(tx.conn, customer_id)

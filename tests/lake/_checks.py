@@ -41,6 +41,15 @@ def check_lake(book: Book) -> None:
 
     customers = read_table(lake, "customers").column("customer_id").to_pylist()
     assert sorted(customers) == [r[0] for r in q("SELECT id FROM customers ORDER BY id")]
+    assert sorted(lake_sql(lake, "SELECT customer_id, signup_channel, signup_ip FROM customers")) == [
+        tuple(r) for r in q("SELECT id, signup_channel, signup_ip FROM customers ORDER BY id")
+    ]
+    cards = lake_sql(
+        lake, "SELECT payment_method_id, customer_id, bin, exp_year FROM payment_methods ORDER BY 1"
+    )
+    assert cards == [
+        tuple(r) for r in q("SELECT id, customer_id, bin, exp_year FROM payment_methods ORDER BY id")
+    ]
 
     # invoices: a finalized row for each, and the changes of state
     invoices = lake_sql(lake, "SELECT invoice_id, change, status, total_minor, currency FROM invoices")
