@@ -371,13 +371,30 @@ def demo(
     subscriptions: Annotated[int, typer.Option(help="Size of the synthetic book.")] = 20_000,
     months: Annotated[int, typer.Option(help="Monthly billing runs after the first.", min=0, max=24)] = 2,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    world_customers: Annotated[
+        int, typer.Option(help="Customers who sign up in the simulated world.", min=100)
+    ] = 10_000,
+    world_months: Annotated[int, typer.Option(help="Months the world runs.", min=2, max=36)] = 12,
+    policy_customers: Annotated[
+        int, typer.Option(help="Customers of the world the dunning policies are compared on.", min=100)
+    ] = 3_000,
 ) -> None:
-    """The whole story on embedded defaults, in a fresh demo database under the data directory."""
+    """The whole story on embedded defaults, in fresh databases under <data dir>/demo."""
     from recoup.demo import run_demo
 
     settings = _settings()
     demo_dir = settings.data_dir / "demo"
-    run_demo(demo_dir, subscriptions=subscriptions, months=months, seed=seed, console=console, err=err)
+    run_demo(
+        demo_dir,
+        subscriptions=subscriptions,
+        months=months,
+        seed=seed,
+        console=console,
+        err=err,
+        world_customers=world_customers,
+        world_months=world_months,
+        policy_customers=policy_customers,
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -68,6 +68,7 @@ Str2 = Annotated[str, _length(2, 2), _STORABLE]
 Str4 = Annotated[str, _length(4, 4), _STORABLE]
 Str8 = Annotated[str, _length(1, 8), _STORABLE]
 Str16 = Annotated[str, _length(1, 16), _STORABLE]
+Str32 = Annotated[str, _length(1, 32), _STORABLE]
 Str64 = Annotated[str, _length(1, 64), _STORABLE]
 Str128 = Annotated[str, _length(1, 128), _STORABLE]
 Str256 = Annotated[str, _length(1, 256), _STORABLE]
@@ -179,6 +180,14 @@ class CustomerCreate(In):
     external_id: Str128 | None = Field(
         default=None, description="Your id for the customer: creating it again returns the same one."
     )
+    signup_channel: Str32 | None = Field(
+        default=None, description="How the customer came: a lower-case code such as `organic` or `partner`."
+    )
+    signup_ip: Str64 | None = Field(default=None, description="The IPv4 or IPv6 address of the signup.")
+    signup_ip_country: Str2 | None = Field(
+        default=None, description="The signup IP address's ISO 3166 country, from your GeoIP lookup."
+    )
+    signup_device_id: Str64 | None = Field(default=None, description="Your device fingerprint of the signup.")
 
 
 class Customer(Out):
@@ -195,6 +204,10 @@ class Customer(Out):
     tax_rate_id: int | None
     balance_minor: int = Field(description="Credit the next invoices consume, in minor units.")
     default_payment_method_id: int | None
+    signup_channel: str | None = None
+    signup_ip: str | None = None
+    signup_ip_country: str | None = None
+    signup_device_id: str | None = None
     created_at: datetime
     updated_at: datetime
 

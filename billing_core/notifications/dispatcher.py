@@ -221,6 +221,16 @@ def dispatch(
     )
 
 
+def email_sender(settings: Any) -> EmailSender:
+    """The email backend the settings choose: ``smtp`` (``RECOUP_SMTP_*``) or ``maildir``."""
+    backend = getattr(settings, "email_backend", "smtp")
+    if backend == "maildir":
+        return MaildirEmailSender.from_settings(settings)
+    if backend == "smtp":
+        return SmtpEmailSender.from_settings(settings)
+    raise InvalidInput("email_backend", "smtp or maildir", backend)
+
+
 def dispatch_with_settings(
     ctx: BillingContext, settings: Any, *, echo: Callable[[str], object] | None = None, **overrides: Any
 ) -> DispatchResult:
@@ -229,17 +239,9 @@ def dispatch_with_settings(
     ``RECOUP_EMAIL_BACKEND=smtp`` (the default) sends through ``RECOUP_SMTP_*``; ``maildir``
     delivers into ``RECOUP_MAILDIR``.
     """
-    backend = getattr(settings, "email_backend", "smtp")
-    email: EmailSender
-    if backend == "maildir":
-        email = MaildirEmailSender.from_settings(settings)
-    elif backend == "smtp":
-        email = SmtpEmailSender.from_settings(settings)
-    else:
-        raise InvalidInput("email_backend", "smtp or maildir", backend)
     return dispatch(
         ctx,
-        email=email,
+        email=email_sender(settings),
         sms=LoggingSmsSender(echo),
         options=DispatchOptions.from_settings(settings, **overrides),
     )

@@ -71,8 +71,8 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from billing_core.errors import InvalidInput, RecoupError
-    from billing_core.notifications import DispatchOptions, LoggingSmsSender, SmtpEmailSender, dispatch
-    from billing_core.notifications.dispatcher import parse_events
+    from billing_core.notifications import DispatchOptions, LoggingSmsSender, dispatch
+    from billing_core.notifications.dispatcher import email_sender, parse_events
 
     if sms not in ("console", "log"):
         raise _fail(InvalidInput("sms", "'console' or 'log'", sms))
@@ -100,7 +100,7 @@ def run(
             task = progress.add_task("outbox", total=None)
             result = dispatch(
                 ctx,
-                email=SmtpEmailSender.from_settings(settings),
+                email=email_sender(settings),
                 sms=LoggingSmsSender(console.print if sms == "console" else None),
                 options=options,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),

@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 
 from billing_core.api.app import create_app
+from billing_core.api.inprocess import asgi_client
 from billing_core.api.keys import Role
 from billing_core.context import BillingContext
 from billing_core.db import schema as t
 from billing_core.services.create_api_key import create_api_key
-from tests.api.asgi import asgi_client
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from billing_core.api.app import create_app
 from billing_core.api.auth import declared_roles
+from billing_core.api.inprocess import asgi_client
 from billing_core.api.keys import Role
 from billing_core.context import BillingContext
 from billing_core.db.schema_api import api_keys
 from recoup.cli import app as cli
-from tests.api.asgi import asgi_client
 from tests.api.conftest import Api
 
 

@@ -25,7 +25,7 @@ EXAMPLES_PER_OPERATION = 12
 @pytest.fixture
 def seeded(app: FastAPI, ctx: BillingContext, keys: dict[Role, str]) -> dict[Role, str]:
     """A few rows with small ids, so that generated ids sometimes find something."""
-    from tests.api.asgi import asgi_client
+    from billing_core.api.inprocess import asgi_client
     from tests.api.conftest import Api
 
     with asgi_client(app) as client:

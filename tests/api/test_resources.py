@@ -513,3 +513,26 @@ def test_health_needs_no_key(client: Any) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def test_signup_context_is_kept_and_checked(api: Api) -> None:
+    body = {
+        "email": "new@shop.example",
+        "name": "New",
+        "currency": "USD",
+        "signup_channel": "paid_search",
+        "signup_ip": "2001:db8:0:0::7",
+        "signup_ip_country": "US",
+        "signup_device_id": "dev-9f2c",
+    }
+    created = api.ok("POST", "/v1/customers", body)
+    assert (created["signup_channel"], created["signup_ip"], created["signup_ip_country"]) == (
+        "paid_search",
+        "2001:db8::7",  # stored in its canonical form
+        "US",
+    )
+    assert api.ok("GET", f"/v1/customers/{created['id']}")["signup_device_id"] == "dev-9f2c"
+    for field, value in (("signup_ip", "999.1.1.1"), ("signup_ip_country", "us"), ("signup_channel", "Ads!")):
+        response = api.post("/v1/customers", body | {"email": "x@shop.example", field: value})
+        assert response.status_code in (400, 422), response.text
+        assert response.json()["error"]["field"] == field, response.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,8 +126,24 @@ def test_bad_as_of_names_the_field(env: Path) -> None:
 
 
 def test_demo_runs_end_to_end(env: Path) -> None:
-    code, output = invoke("demo", "--subscriptions", "400", "--months", "1")
+    code, output = invoke(
+        "demo", "--subscriptions", "400", "--months", "1",
+        "--world-customers", "300", "--world-months", "3", "--policy-customers", "150",
+    )  # fmt: skip
     assert code == 0, output
     assert "0 new invoices" in output
-    assert "audit chain intact" in output
-    assert (env / "demo" / "recoup.db").exists()
+    assert output.count("audit chain intact") == 2  # the billing book and the world
+    agree = re.search(r"(\d+) of (\d+) features agree", output)
+    assert agree is not None, output
+    assert agree.group(1) == agree.group(2), output
+    assert "recovery rate" in output  # the policy comparison
+    assert "duplicates': 10" in output  # the usage batch sent twice over
+    demo = env / "demo"
+    assert (demo / "billing" / "recoup.db").exists()
+    assert any((demo / "billing" / "mail" / "new").iterdir())
+    assert {p.name for p in (demo / "world" / "report").glob("*.png")} >= {
+        "churn_curve.png",
+        "decline_codes.png",
+    }
+    assert (demo / "world" / "truth").is_dir()
+    assert (demo / "world" / "lake" / "customers").is_dir()

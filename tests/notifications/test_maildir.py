@@ -62,3 +62,24 @@ def test_the_settings_choose_the_maildir_backend(shop: Shop, tmp_path: Path) -> 
             shop.ctx, Settings(data_dir=tmp_path).model_copy(update={"email_backend": "fax"})
         )
     assert refused.value.field == "email_backend"
+
+
+def test_the_command_uses_the_backend_the_settings_choose(
+    shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from billing_core.payments import DeclineCode
+    from recoup.cli import app
+
+    customer_id, address = shop.customer(
+        language="es", currency="EUR", timezone="Europe/Madrid", country="ES"
+    )
+    shop.invoice(customer_id, 99_00, "EUR", decline=DeclineCode.INSUFFICIENT_FUNDS)
+    monkeypatch.setenv("RECOUP_DATABASE_URL", shop.ctx.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("RECOUP_EMAIL_BACKEND", "maildir")
+    monkeypatch.setenv("RECOUP_MAILDIR", str(tmp_path / "box"))
+    result = CliRunner().invoke(app, ["notify", "run", "--sms", "log"])
+    assert result.exit_code == 0, result.output
+    box = mailbox.Maildir(tmp_path / "box", create=False)
+    assert [m for m in box if address in str(m["To"])]

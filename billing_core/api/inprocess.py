@@ -1,4 +1,5 @@
-"""A synchronous HTTP client that calls an ASGI app in process (httpx over a blocking portal).
+"""A synchronous HTTP client that calls an ASGI app in process (httpx over a blocking portal), for
+the demo, notebooks and tests.
 
 Like Starlette's TestClient, without its dependency on a second httpx package: requests go
 through ``httpx.ASGITransport`` on an event loop in a helper thread, and an exception the app
