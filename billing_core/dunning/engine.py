@@ -12,6 +12,14 @@ invoice's status and remaining amount, and for a retry the invoice's last attemp
 whether one is pending. A process that moved meanwhile is left for the next pass, which reads
 it again. The unique key ``(process_id, step)`` of ``dunning_actions`` refuses a second action
 for the same step if two runs ever collided.
+
+Lock order (PostgreSQL; SQLite has one write lock per database). Two runs at once write the same
+processes, so every write transaction of a run takes its row locks in one order: the chunk's
+``dunning_processes`` rows first, by id (:func:`lock_processes`, :func:`verify`), then their
+``invoices`` by id, then ``payment_attempts`` by id, then ``subscriptions`` by id (then the
+customers a payment credits, and the outbox head at commit). A transaction that locked an
+invoice before its process (recording a retry's answer while the other run checks a plan that
+includes the same process) waited on the other in the opposite direction: a deadlock.
 """
 
 from __future__ import annotations
@@ -247,15 +255,16 @@ def verify(bulk: Bulk, snapshots: Sequence[Snapshot], claims: Sequence[Snapshot]
     """
     if not snapshots:
         return set()
-    where, params = among(bulk, "p.id", [s.process.id for s in snapshots])
-    lock = "" if bulk.sqlite else " FOR UPDATE OF p, i"
+    # the processes, then their invoices, each in id order (the lock order in the module's doc);
+    # one statement locking both would lock them row by row, an invoice before the next process
+    processes = lock_processes(
+        bulk, [s.process.id for s in snapshots], "id, step, status, attempt_id, invoice_id"
+    )
+    invoices = lock_invoices(bulk, {row[4] for row in processes})
     current = {
-        row[0]: row[1:]
-        for row in bulk.query(
-            "SELECT p.id, p.step, p.status, p.attempt_id, i.status, i.amount_remaining_minor"
-            f" FROM dunning_processes p JOIN invoices i ON i.id = p.invoice_id WHERE {where}{lock}",
-            params,
-        )
+        process_id: (step, status, attempt_id, *invoices[invoice_id])
+        for process_id, step, status, attempt_id, invoice_id in processes
+        if invoice_id in invoices
     }
     kept = {s.process.id for s in snapshots if current.get(s.process.id) == s.key()}
     if claims:
@@ -267,6 +276,33 @@ def verify(bulk: Bulk, snapshots: Sequence[Snapshot], claims: Sequence[Snapshot]
             ):
                 kept.discard(s.process.id)
     return kept
+
+
+def lock_processes(bulk: Bulk, process_ids: Iterable[int], columns: str = "id") -> list[tuple[Any, ...]]:
+    """Lock these processes, in id order (first in the lock order); returns ``columns`` of each.
+
+    ``ORDER BY`` with ``FOR UPDATE``: PostgreSQL locks the rows as they come out of the sort, so
+    two transactions that lock overlapping sets this way queue behind each other instead of each
+    holding a row the other waits for. On SQLite the transaction holds the database's write lock.
+    """
+    where, params = among(bulk, "id", sorted(set(process_ids)))
+    lock = "" if bulk.sqlite else " FOR UPDATE"
+    return bulk.query(f"SELECT {columns} FROM dunning_processes WHERE {where} ORDER BY id{lock}", params)
+
+
+def lock_invoices(bulk: Bulk, invoice_ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+    """Lock these invoices, in id order (after their processes); ``{id: (status, amount remaining)}``."""
+    ids = sorted(set(invoice_ids))
+    if not ids:
+        return {}
+    where, params = among(bulk, "id", ids)
+    lock = "" if bulk.sqlite else " FOR UPDATE"
+    return {
+        row[0]: (row[1], row[2])
+        for row in bulk.query(
+            f"SELECT id, status, amount_remaining_minor FROM invoices WHERE {where} ORDER BY id{lock}", params
+        )
+    }
 
 
 def due_ids(bulk: Bulk, as_of: datetime) -> list[int]:
@@ -741,13 +777,16 @@ class Writer:
 
 
 def _subscription_statuses(bulk: Bulk, sub_ids: Iterable[int]) -> dict[int, str]:
+    """Lock these subscriptions, in id order (after the processes and their invoices); their statuses."""
     ids = sorted(set(sub_ids))
     found: dict[int, str] = {}
     lock = "" if bulk.sqlite else " FOR UPDATE"
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
         marks = ", ".join("?" * len(part))
-        found.update(bulk.query(f"SELECT id, status FROM subscriptions WHERE id IN ({marks}){lock}", part))
+        found.update(
+            bulk.query(f"SELECT id, status FROM subscriptions WHERE id IN ({marks}) ORDER BY id{lock}", part)
+        )
     return found
 
 
@@ -928,18 +967,21 @@ def plan_settlement(
 def verify_retries(bulk: Bulk, retries: Sequence[tuple[Retry, Answer, Process]]) -> dict[int, str]:
     """Under the lock: the retries whose process still waits on that attempt, answered as planned.
 
-    Returns ``{process id: invoice status}`` for them.
+    The caller locks the processes (:func:`lock_processes`) before it records the answers, which
+    locks their invoices and attempts: processes first. Returns ``{process id: invoice status}``
+    for them.
     """
     if not retries:
         return {}
-    where, params = among(bulk, "p.id", [r.snapshot.process.id for r, _a, _p in retries])
-    lock = "" if bulk.sqlite else " FOR UPDATE OF p"
+    ids = sorted({r.snapshot.process.id for r, _a, _p in retries})
+    lock_processes(bulk, ids)  # a no-op if the caller locked them first, as it should (see the module's doc)
+    where, params = among(bulk, "p.id", ids)
     current = {
         row[0]: row[1:]
         for row in bulk.query(
             "SELECT p.id, p.step, p.attempt_id, a.status, a.decline_code, i.status FROM dunning_processes p"
             " JOIN payment_attempts a ON a.id = p.attempt_id JOIN invoices i ON i.id = p.invoice_id"
-            f" WHERE {where}{lock}",
+            f" WHERE {where}",
             params,
         )
     }
@@ -1003,18 +1045,31 @@ ORDER BY i.id{lock}
 def candidate_ids(
     bulk: Bulk, as_of: datetime, *, only: Sequence[int] | None = None, lock: bool = False
 ) -> list[int]:
-    """Open invoices not in dunning yet: a payment failed and none is pending, or past due by ``as_of``."""
+    """Open invoices not in dunning yet: a payment failed and none is pending, or past due by ``as_of``.
+
+    ``lock``: lock them, in id order, and answer for them as they are once locked. On PostgreSQL
+    the locking statement may wait for another run that is opening the same invoices; when it
+    gets the locks, the processes that run committed meanwhile are not in the statement's
+    snapshot (read committed: the snapshot is taken when the statement starts, and the invoice
+    rows were locked, not updated, so nothing is checked again). A second statement, whose
+    snapshot is taken after the wait, sees them; opening an invoice takes its lock, so the answer
+    holds until this transaction ends.
+    """
     restrict, params = "", ()
     if only is not None:
         where, params = among(bulk, "i.id", only)
         restrict = f" AND {where}"
-    return [
+    locking = lock and not bulk.sqlite
+    found = [
         row[0]
         for row in bulk.query(
-            _CANDIDATES.format(only=restrict, lock=" FOR UPDATE OF i" if lock and not bulk.sqlite else ""),
+            _CANDIDATES.format(only=restrict, lock=" FOR UPDATE OF i" if locking else ""),
             (*params, bulk.instant(as_of)),
         )
     ]
+    if locking and found:
+        return candidate_ids(bulk, as_of, only=found)
+    return found
 
 
 class Opening(NamedTuple):

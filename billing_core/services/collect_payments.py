@@ -19,6 +19,12 @@ subscription to ``past_due``; what to do next is the dunning engine's business.
 
 :func:`build_results` and :func:`write_results` are the two halves of step 3, so that the billing
 run can build outside the write lock what it then writes under it.
+
+Lock order (PostgreSQL): recording answers locks the attempts' invoices first, by id, then the
+attempts, by id (:func:`lock_invoices_of`), then updates subscriptions by id, then customers'
+balances by id. The dunning run locks its processes before all of these
+(:mod:`billing_core.dunning.engine`). Two collectors, or a collector and a dunning run, that
+meet on the same invoices therefore queue behind each other instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -176,11 +182,29 @@ ORDER BY a.id{lock}
 """
 
 
+def lock_invoices_of(bulk: Bulk, table: str) -> None:
+    """Lock the invoices of the attempts whose ids are in ``table``, in id order (PostgreSQL).
+
+    Before the attempts themselves: one statement ``FOR UPDATE OF a, i`` would lock them row by
+    row, in whatever order its plan yields, and two transactions could each hold an invoice the
+    other waits for. An attempt never changes invoice, so these are the invoices to lock.
+    """
+    if bulk.sqlite:
+        return  # the transaction holds the database's write lock
+    bulk.query(
+        "SELECT i.id FROM invoices i WHERE i.id IN"
+        f" (SELECT a.invoice_id FROM payment_attempts a WHERE a.id IN (SELECT id FROM {table}))"
+        " ORDER BY i.id FOR UPDATE"
+    )
+
+
 def read_pending(bulk: Bulk, attempt_ids: Sequence[int], *, lock: bool = False) -> list[Pending]:
     """The attempts among ``attempt_ids`` that are still pending, with cards and invoices."""
     table = bulk.temp_ids("tmp_pending", attempt_ids)
+    if lock:
+        lock_invoices_of(bulk, table)  # then the attempts, below: invoices first, each by id
     rows = bulk.query(
-        _PENDING_QUERY.format(table=table, lock=" FOR UPDATE OF a, i" if lock and not bulk.sqlite else "")
+        _PENDING_QUERY.format(table=table, lock=" FOR UPDATE OF a" if lock and not bulk.sqlite else "")
     )
     bulk.execute(f"DROP TABLE IF EXISTS {table}")
     cards: dict[int, PaymentMethod] = {}
@@ -368,12 +392,14 @@ def _verify(bulk: Bulk, batch: ResultBatch) -> None:
     ids = list(batch.expected_invoices)
     if ids:
         table = bulk.temp_ids("tmp_verify", ids)
-        lock = "" if bulk.sqlite else " FOR UPDATE OF a, i"
+        lock_invoices_of(bulk, table)  # the invoices, then the attempts: each by id
+        lock = "" if bulk.sqlite else " FOR UPDATE OF a"
         found = {
             attempt_id: (status, (invoice_status, remaining))
             for attempt_id, status, invoice_status, remaining in bulk.query(
                 "SELECT a.id, a.status, i.status, i.amount_remaining_minor FROM payment_attempts a"
-                f" JOIN invoices i ON i.id = a.invoice_id WHERE a.id IN (SELECT id FROM {table}){lock}"
+                f" JOIN invoices i ON i.id = a.invoice_id WHERE a.id IN (SELECT id FROM {table})"
+                f" ORDER BY a.id{lock}"
             )
         }
         bulk.execute(f"DROP TABLE IF EXISTS {table}")
@@ -397,7 +423,8 @@ def credit_customer_balances(
     """Add (customer_id, amount, currency, invoice_id) credits to customers' balances."""
     bulk = tx.bulk
     now_s = bulk.instant(tx.now)
-    for customer_id, amount, code, invoice_id in credits:
+    # customers in id order (the last in the lock order); a customer's own credits keep theirs
+    for customer_id, amount, code, invoice_id in sorted(credits, key=lambda credit: credit[0]):
         (balance,) = bulk.query("SELECT balance_minor FROM customers WHERE id = ?", (customer_id,))[0]
         after = balance + amount
         bulk.execute(

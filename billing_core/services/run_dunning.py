@@ -28,6 +28,17 @@ Exactly once: an action is a row of ``dunning_actions`` whose key ``(process_id,
 unique, written in the same transaction as the process's new step; a rerun finds nothing due
 that was done, and a crash between the two transactions of a retry leaves the attempt pending
 and the process waiting on it (``attempt_id``), which step 1 of the next run settles.
+
+Two runs at once (PostgreSQL) share the work: each checks, under row locks, that what it planned
+is still as read, and leaves the rest. Every write transaction takes its locks in one order,
+processes before invoices before attempts before subscriptions, each by id (see
+:mod:`billing_core.dunning.engine`), so the runs queue behind each other rather than deadlock.
+Recording a retry's answer locks the retry's processes before the payment rows touch their
+invoices; it used to lock the invoices first, and a deadlock followed whenever the other run was
+checking a plan with the same processes. As a second line of defence, a write transaction that
+PostgreSQL nevertheless chose as a deadlock victim (or that failed to serialize) is run again
+from the start, a few times at most (:func:`_retrying`): each one checks again under the lock
+what it writes, so running it again is safe.
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from billing_core.audit import Event
 from billing_core.clock import utc
@@ -61,6 +72,7 @@ from billing_core.dunning.engine import (
     decide,
     due_ids,
     in_flight_ids,
+    lock_processes,
     out_of_step_ids,
     plan_due,
     plan_settlement,
@@ -255,8 +267,12 @@ class _Run:
             candidates = candidate_ids(bulk, as_of, only=examine) if examine else []
         self.open(as_of, candidates)
         self.sync(touched)
-        with self.ctx.transaction() as tx:
-            finish(tx.bulk, feed, examine, watched, tx.now)
+
+        def finished() -> None:
+            with self.ctx.transaction() as tx:
+                finish(tx.bulk, feed, examine, watched, tx.now)
+
+        _retrying(finished)
 
     def open(self, as_of: datetime, ids: Sequence[int]) -> None:
         if not ids:
@@ -271,13 +287,24 @@ class _Run:
                 openings = read_openings(Bulk(conn), chunk, process_ids, ParsedInstants(texts))
             decided = decide(self.policy, [(o.process, o.world, None) for o in openings], now)
             openings = [Opening(p, o.world) for o, p in zip(openings, decided, strict=True)]
-            with self.ctx.transaction(checked_references=False) as tx:
-                still = set(candidate_ids(tx.bulk, as_of, only=chunk, lock=True))
-                writer = Writer(tx, now, texts)
-                write_openings(writer, [o for o in openings if o.process.invoice_id in still])
-                self.result.tally.add(writer.flush())
+            self.result.tally.add(_retrying(self._write_openings, as_of, chunk, openings, now, texts))
             done += len(chunk)
             self._progress("open", done, len(ids))
+
+    def _write_openings(
+        self,
+        as_of: datetime,
+        chunk: Sequence[int],
+        openings: list[Opening],
+        now: datetime,
+        texts: InstantTexts,
+    ) -> Tally:
+        """Open the processes of the invoices still not in dunning once locked (another run may have)."""
+        with self.ctx.transaction(checked_references=False) as tx:
+            still = set(candidate_ids(tx.bulk, as_of, only=chunk, lock=True))
+            writer = Writer(tx, now, texts)
+            write_openings(writer, [o for o in openings if o.process.invoice_id in still])
+            return writer.flush()
 
     def sync(self, ids: Sequence[int]) -> None:
         done = 0
@@ -388,15 +415,22 @@ class _Run:
         """Write a plan; returns its retries' claims and ids reserved for the payments they may bring."""
         if not len(plan):
             return [], []
-        with self.ctx.transaction(checked_references=False) as tx:
-            planned = plan.snapshots()
-            current = verify(tx.bulk, planned, [claim.snapshot for claim in plan.claims])
-            self.result.stale += len(planned) - len(current)
-            plan.keep(current)
-            writer = Writer(tx, now, plan.texts)
-            claims = write_plan(writer, plan, write_off_cancels=self.write_off_cancels)
-            self.result.tally.add(writer.flush())
-            payment_ids = tx.bulk.reserve_ids("payments", len(claims))
+        planned = len(plan)
+
+        def write() -> tuple[list[Any], list[int], Tally]:
+            with self.ctx.transaction(checked_references=False) as tx:
+                # locks the plan's processes, then their invoices (the lock order: see the module's doc)
+                current = verify(tx.bulk, plan.snapshots(), [claim.snapshot for claim in plan.claims])
+                plan.keep(current)  # only ever drops steps: run again, it checks the rest again
+                writer = Writer(tx, now, plan.texts)
+                claims = write_plan(writer, plan, write_off_cancels=self.write_off_cancels)
+                tally = writer.flush()
+                payment_ids = tx.bulk.reserve_ids("payments", len(claims))
+            return claims, payment_ids, tally
+
+        claims, payment_ids, tally = _retrying(write)
+        self.result.stale += planned - len(plan)
+        self.result.tally.add(tally)
         return claims, payment_ids
 
     def _settle(self, retries: Sequence[Retry], recorded: dict[int, Answer], *, again: bool = True) -> None:
@@ -423,17 +457,20 @@ class _Run:
                 raise RuntimeError(f"dunning process {after.id} answered for {retry.snapshot.process.id}")
             planned.append((retry, answer, after))
         try:
-            moved = self._write_settlement(planned, answered, built=True)
+            moved = _retrying(self._write_settlement, planned, answered, True)
         except StaleBatch:
-            moved = self._write_settlement(planned, answered, built=False)
+            moved = _retrying(self._write_settlement, planned, answered, False)
         if moved and again:
             self._settle_again(moved, again=False)
 
     def _write_settlement(
-        self, planned: list[tuple[Retry, Answer, Process]], answered: _Answered, *, built: bool
+        self, planned: list[tuple[Retry, Answer, Process]], answered: _Answered, built: bool
     ) -> list[int]:
         """Returns the processes whose retry was not as planned any more (they were left as they are)."""
         with self.ctx.transaction(checked_references=False) as tx:
+            # the processes first: recording the payments locks their invoices and attempts, and
+            # the other run, checking a plan, locks a process before its invoice (see the module's doc)
+            lock_processes(tx.bulk, [retry.snapshot.process.id for retry, _a, _p in planned])
             payments = CollectionResult()
             if answered.batch is not None and built:
                 payments = write_results(tx, answered.batch, verify=True)
@@ -449,6 +486,39 @@ class _Run:
         return [
             retry.snapshot.process.id for retry, _a, _p in planned if retry.snapshot.process.id not in kept
         ]
+
+
+#: SQLSTATEs of a transaction PostgreSQL rolled back so that another could go on: it may simply
+#: be run again (deadlock_detected, serialization_failure)
+_RETRYABLE = frozenset({"40P01", "40001"})
+#: how many times a write transaction is tried in all; the lock order makes a second rarely needed
+_ATTEMPTS = 3
+_T = TypeVar("_T")
+
+
+def _retrying(write: Callable[..., _T], *args: Any) -> _T:
+    """Run ``write(*args)`` (one whole transaction) again if PostgreSQL rolled it back as a deadlock victim.
+
+    A second line of defence: the run takes its locks in one order, so two runs do not deadlock
+    each other; a writer elsewhere in the billing core that locks in another order still might.
+    Each of the run's write transactions checks under its locks what it is about to write, so a
+    rolled-back one can run again from the start; its results are counted only once it commits.
+    Bounded: after ``_ATTEMPTS`` the error goes up, as any other.
+    """
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return write(*args)
+        except Exception as error:
+            if attempt == _ATTEMPTS or _sqlstate(error) not in _RETRYABLE:
+                raise
+        _time.sleep(0.01 * attempt)  # let the transaction that won finish
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, raw (``Bulk`` uses the driver) or wrapped by SQLAlchemy."""
+    code = getattr(error, "sqlstate", None) or getattr(getattr(error, "orig", None), "sqlstate", None)
+    return code if isinstance(code, str) else None
 
 
 class _Answered(NamedTuple):

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from billing_core.dunning.lifecycle import Action, Channel
 from billing_core.dunning.policy import Decision, DunningState, StaticPolicy
 from billing_core.errors import InvalidInput
 from billing_core.payments import DeclineCode, SimulatedGateway
+from billing_core.services import run_dunning as run_dunning_module
 from billing_core.services.run_dunning import run_dunning
 from tests.dunning.conftest import Dunning
 
@@ -123,6 +125,17 @@ def test_a_new_card_the_feed_missed_is_still_tried_at_the_next_wake_up(dunning: 
     assert dunning.actions(invoice) == [(1, "remind", "email", "queued"), (3, "retry", None, "succeeded")]
 
 
+@pytest.fixture
+def no_second_try(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write transaction tried once: a deadlock fails the test instead of being run again.
+
+    The runs' lock order alone must keep them apart; the bounded retry of a deadlock victim is
+    only a second line of defence (tested on its own below).
+    """
+    monkeypatch.setattr(run_dunning_module, "_ATTEMPTS", 1)
+
+
+@pytest.mark.usefixtures("no_second_try")
 def test_two_runs_at_once_share_the_work_and_do_each_action_once(dunning: Dunning) -> None:
     """Two engines in two threads, on the same day's work: every step is done exactly once."""
     ctx = dataclasses.replace(dunning.ctx, gateway=SimulatedGateway(3, soft_decline_rate=0.7))
@@ -163,6 +176,122 @@ def test_two_runs_at_once_share_the_work_and_do_each_action_once(dunning: Dunnin
     for invoice in invoices:
         days = [d for d, action, _c, _o in dunning.actions(invoice) if action == "retry"]
         assert days == [1, 2, 4, 6][: len(days)]
+
+
+def _at_once(ctx: object, as_of: datetime, runs: int = 2, **kw: object) -> list[BaseException]:
+    """``runs`` engines started together in threads on the same work; the errors they raised."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(runs)
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            run_dunning(ctx, as_of=as_of, **kw)  # type: ignore[arg-type]
+        except BaseException as error:  # pragma: no cover - reported by the caller
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(runs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+@pytest.mark.usefixtures("no_second_try")
+def test_two_runs_at_once_open_each_process_once(dunning: Dunning) -> None:
+    """Both runs find the same invoices newly in collections: one process each, started once."""
+    start = dunning.clock.now()
+    invoices: list[int] = []
+    for day in range(3):  # the first runs scan everything; the later ones follow the feed
+        dunning.clock.set(start + day * DAY)
+        invoices += [dunning.failing_subscription(D.DO_NOT_HONOR)[2] for _ in range(8)]
+        assert _at_once(dunning.ctx, start + day * DAY, chunk_size=3, pipelined=False) == []
+    assert dunning.query("SELECT COUNT(*), COUNT(DISTINCT invoice_id) FROM dunning_processes") == [
+        (len(invoices), len(invoices))
+    ]
+    started = dunning.query("SELECT COUNT(*) FROM outbox WHERE event_type = 'dunning.started'")
+    assert started == [(len(invoices),)]
+    assert dunning.query("SELECT COUNT(*) FROM dunning_watch") == [(0,)]
+
+
+@pytest.mark.usefixtures("no_second_try")
+def test_three_runs_at_once_do_each_action_once(dunning: Dunning) -> None:
+    """More runs than cores, every kind of step (retries, reminders, suspension, write-off)."""
+    ctx = dataclasses.replace(dunning.ctx, gateway=SimulatedGateway(5, soft_decline_rate=0.9))
+    start = dunning.clock.now()
+    codes = [D.INSUFFICIENT_FUNDS, D.DO_NOT_HONOR, D.EXPIRED_CARD, D.TRY_AGAIN_LATER]
+    for n in range(16):
+        dunning.failing_subscription(codes[n % len(codes)], amount_minor=20_00 + n)
+    for day in (0, 1, 2, 3, 4, 6, 7, 8, 14, 18, 21, 60):
+        dunning.clock.set(start + day * DAY)
+        assert _at_once(ctx, start + day * DAY, runs=3, chunk_size=4, pipelined=False) == []
+    rows = dunning.query(
+        "SELECT process_id, COUNT(*), COUNT(DISTINCT step), MAX(step) FROM dunning_actions GROUP BY process_id"
+    )
+    assert len(rows) == 16
+    assert all(count == distinct == last for _p, count, distinct, last in rows)
+    assert dunning.query("SELECT COUNT(*) FROM payment_attempts WHERE status = 'pending'") == [(0,)]
+    attempts = dunning.query(
+        "SELECT COUNT(*), COUNT(DISTINCT idempotency_key) FROM payment_attempts WHERE source = 'dunning'"
+    )[0]
+    retries = dunning.query("SELECT COUNT(*) FROM dunning_actions WHERE action = 'retry'")[0][0]
+    assert attempts == (retries, retries)
+    live = dunning.query("SELECT COUNT(*) FROM dunning_processes WHERE ended_at IS NULL")
+    assert live == [(0,)]  # by day 60 every process was paid or written off
+    with dunning.ctx.read() as conn:
+        from billing_core.audit import verify
+
+        verify(conn)
+
+
+class _Victim(Exception):
+    """What the driver raises when PostgreSQL rolls a transaction back to break a deadlock."""
+
+    sqlstate = "40P01"
+
+
+def test_a_write_chosen_as_a_deadlock_victim_is_run_again_a_bounded_number_of_times() -> None:
+    retrying = run_dunning_module._retrying
+    calls: list[int] = []
+
+    def twice_a_victim(value: int) -> int:
+        calls.append(value)
+        if len(calls) < 3:
+            raise _Victim("deadlock detected")
+        return value
+
+    assert retrying(twice_a_victim, 7) == 7
+    assert calls == [7, 7, 7]
+
+    def always_a_victim() -> None:
+        calls.append(0)
+        raise _Victim("deadlock detected")
+
+    calls.clear()
+    with pytest.raises(_Victim):
+        retrying(always_a_victim)
+    assert len(calls) == run_dunning_module._ATTEMPTS == 3
+
+    def wrapped() -> None:  # as SQLAlchemy raises it, the driver's error in ``orig``
+        calls.append(1)
+        if len(calls) < 2:
+            raise OperationalError("SELECT 1", {}, _Victim("deadlock detected"))
+
+    calls.clear()
+    retrying(wrapped)
+    assert calls == [1, 1]
+
+    def unique_violation() -> None:  # any other error goes up at once
+        calls.append(2)
+        error = RuntimeError("duplicate key")
+        error.sqlstate = "23505"  # type: ignore[attr-defined]
+        raise error
+
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        retrying(unique_violation)
+    assert calls == [2]
 
 
 def test_nothing_dangles_after_a_run(dunning: Dunning) -> None:
