@@ -1,8 +1,8 @@
 """``recoup simulate``: fill a billing database with a simulated history, compare dunning policies.
 
-* ``recoup simulate run --customers 10000 --months 24 --seed 7 --scenario recession`` drives the
-  billing core day by day with the world simulator into an empty database (the settings' one, or
-  ``--db PATH``) and writes the ground truth beside it;
+* ``recoup simulate run --customers 10000 --months 24 --seed 7 --scenario recession`` (or the same
+  options without ``run``) drives the billing core day by day with the world simulator into an
+  empty database (the settings' one, or ``--db PATH``) and writes the ground truth beside it;
 * ``recoup simulate policy-eval --policy static --policy static-aggressive ...`` replays the same
   world once per policy (a fresh database each, the same seed) and prints the outcomes side by
   side;
@@ -58,6 +58,26 @@ def _config(
     )
     WorldParams.for_scenario(scenario, config.switch)  # an unknown scenario fails before anything runs
     return config
+
+
+@app.callback(invoke_without_command=True)
+def simulate(
+    context: typer.Context,
+    customers: Customers = 10_000,
+    months: Months = 24,
+    seed: Seed = 7,
+    scenario: Scenario = "baseline",
+    switch_month: SwitchMonth = None,
+    db: Annotated[Path | None, typer.Option(help="SQLite file to fill (as `run --db`).")] = None,
+    policy: Annotated[str, typer.Option(help="The dunning policy (as `run --policy`).")] = "static",
+    billing_every: BillingEvery = 1,
+) -> None:
+    """Options without a sub-command are a `run`: `recoup simulate --customers 10000 --months 24`."""
+    if context.invoked_subcommand is None:
+        run(
+            customers=customers, months=months, seed=seed, scenario=scenario, switch_month=switch_month,
+            db=db, policy=policy, billing_every=billing_every,
+        )  # fmt: skip
 
 
 @app.command("run")

@@ -115,7 +115,7 @@ def test_the_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, output = _invoke("policy-eval", "--policy", "clever")
     assert code == 2
     assert "unknown policy" in output
-    # the default database of the settings is used when --db is not given
-    code, output = _invoke("run", "--customers", "100", "--months", "1")
+    # the default database of the settings is used when --db is not given; no sub-command is `run`
+    code, output = _invoke("--customers", "100", "--months", "1", "--seed", "9")
     assert code == 0, output
     assert TruthStore(tmp_path / "data" / "truth").tables()
