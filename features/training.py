@@ -167,3 +167,28 @@ def online_features(
         if column in result:
             result[column] = [None if i in positions else v for i, v in enumerate(result[column])]
     return result
+
+
+def same_value(offline: Any, online: Any) -> bool:
+    """Whether a training set's value and the online store's answer for it are the same feature value.
+
+    Missing is missing on both sides (None, NaN, NaT); instants compare as instants, booleans as
+    booleans, numbers within a relative 1e-9 (the online store keeps floats as doubles).
+    """
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    def missing(value: Any) -> bool:
+        return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT
+
+    if missing(offline) or missing(online):
+        return missing(offline) and missing(online)
+    if isinstance(offline, pd.Timestamp) or isinstance(online, datetime):
+        return bool(pd.Timestamp(offline) == pd.Timestamp(online))
+    if isinstance(offline, (bool, np.bool_)) or isinstance(online, bool):
+        return bool(offline) == bool(online)
+    if isinstance(online, (int, float)):
+        return math.isclose(float(offline), float(online), rel_tol=1e-9, abs_tol=1e-9)
+    return bool(offline == online)

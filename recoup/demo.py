@@ -414,7 +414,7 @@ def _training_and_serving(folder: Path, console: Console) -> dict[str, object]:
 
     from features.config import FeatureStoreSettings
     from features.store import build_instant, open_repository
-    from features.training import entity_rows, online_features, training_set
+    from features.training import entity_rows, online_features, same_value, training_set
 
     settings = FeatureStoreSettings.from_env(folder, folder / "lake")
     store = open_repository(settings)
@@ -438,22 +438,13 @@ def _training_and_serving(folder: Path, console: Console) -> dict[str, object]:
     table.add_column("feature")
     table.add_column("offline", justify="right")
     table.add_column("online", justify="right")
-    same = 0
-    shown = [f for f in features if f in online][:12]
-    for name in [f for f in features if f in online]:
-        left, right = offline[name].iloc[0], online[name][0]
-        equal = (
-            (pd.isna(left) and right is None)
-            or (not pd.isna(left) and right is not None and left == right)
-            or (isinstance(left, float) and right is not None and abs(left - float(right)) < 1e-6)
-        )
-        same += bool(equal)
-        if name in shown:
-            table.add_row(name, _show(left), _show(right))
+    compared = [name for name in features if name in online]
+    same = sum(same_value(offline[name].iloc[0], online[name][0]) for name in compared)
+    for name in compared[:12]:
+        table.add_row(name, _show(offline[name].iloc[0]), _show(online[name][0]))
     console.print(table)
-    compared = len([f for f in features if f in online])
-    console.print(f"{same} of {compared} features agree between the offline and online stores")
-    return {"training_rows": len(frame), "features": len(features), "agree": same, "compared": compared}
+    console.print(f"{same} of {len(compared)} features agree between the offline and online stores")
+    return {"training_rows": len(frame), "features": len(features), "agree": same, "compared": len(compared)}
 
 
 def _show(value: object) -> str:

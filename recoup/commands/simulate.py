@@ -34,6 +34,11 @@ Scenario = Annotated[str, typer.Option(help="baseline, recession, price_increase
 SwitchMonth = Annotated[
     int | None, typer.Option(help="The month the scenario takes effect (default: half way).", min=0)
 ]
+TargetDb = Annotated[
+    Path | None,
+    typer.Option(help="SQLite file to fill (default: the settings' database, RECOUP_DATABASE_URL)."),
+]
+PolicyName = Annotated[str, typer.Option(help="The dunning policy (see policy-eval).")]
 BillingEvery = Annotated[
     int, typer.Option(help="Days between billing runs for customers charged by card.", min=1)
 ]
@@ -68,8 +73,8 @@ def simulate(
     seed: Seed = 7,
     scenario: Scenario = "baseline",
     switch_month: SwitchMonth = None,
-    db: Annotated[Path | None, typer.Option(help="SQLite file to fill (as `run --db`).")] = None,
-    policy: Annotated[str, typer.Option(help="The dunning policy (as `run --policy`).")] = "static",
+    db: TargetDb = None,
+    policy: PolicyName = "static",
     billing_every: BillingEvery = 1,
 ) -> None:
     """Options without a sub-command are a `run`: `recoup simulate --customers 10000 --months 24`."""
@@ -87,11 +92,8 @@ def run(
     seed: Seed = 7,
     scenario: Scenario = "baseline",
     switch_month: SwitchMonth = None,
-    db: Annotated[
-        Path | None,
-        typer.Option(help="SQLite file to fill (default: the settings' database, RECOUP_DATABASE_URL)."),
-    ] = None,
-    policy: Annotated[str, typer.Option(help="The dunning policy (see policy-eval).")] = "static",
+    db: TargetDb = None,
+    policy: PolicyName = "static",
     billing_every: BillingEvery = 1,
 ) -> None:
     """Simulate a book of business into an empty billing database, with its ground truth.

@@ -4,7 +4,6 @@ ones for the same entity and instant."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from features.config import FeatureStoreSettings
 from features.jobs import read_build
 from features.jobs.schemas import TABLES
 from features.store import apply, materialize, open_repository
-from features.training import ENTITY_COLUMNS, entity_rows, online_features, training_set
+from features.training import ENTITY_COLUMNS, entity_rows, online_features, same_value, training_set
 from tests.features.conftest import World
 
 pytestmark = pytest.mark.slow
@@ -118,19 +117,6 @@ def test_training_rows_are_the_tables_rows_as_of_each_instant(
         )
 
 
-def _same(offline: Any, online: Any) -> bool:
-    missing = lambda v: v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT  # noqa: E731
-    if missing(offline) or missing(online):
-        return missing(offline) and missing(online)
-    if isinstance(offline, pd.Timestamp) or isinstance(online, datetime):
-        return pd.Timestamp(offline) == pd.Timestamp(online)
-    if isinstance(offline, (bool, np.bool_)) or isinstance(online, bool):
-        return bool(offline) == bool(online)
-    if isinstance(online, (int, float)) and not isinstance(online, bool):
-        return math.isclose(float(offline), float(online), rel_tol=1e-9, abs_tol=1e-9)
-    return bool(offline == online)
-
-
 def _compare(store: FeatureStore, service: str, rows: list[dict[str, Any]], when: datetime) -> int:
     entity = pd.DataFrame(rows)
     entity["event_timestamp"] = pd.Timestamp(when)
@@ -140,7 +126,7 @@ def _compare(store: FeatureStore, service: str, rows: list[dict[str, Any]], when
     checked = 0
     for i in range(len(rows)):
         for name in names:
-            assert _same(offline.loc[i, name], online[name][i]), (
+            assert same_value(offline.loc[i, name], online[name][i]), (
                 service,
                 rows[i],
                 name,
