@@ -84,6 +84,8 @@ def main() -> None:
             "payments_attempted": result.payments.attempted,
             "payments_succeeded": result.payments.succeeded,
             "payments_failed": result.payments.failed,
+            "chunks": result.chunks,
+            "chunks_by_helper": result.chunks_by_helper,
             "customers": book.customers,
             "usage_events": book.usage_events,
             "book_build_seconds": round(build_seconds, 2),

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 
@@ -197,10 +198,26 @@ subscriptions = Table(
     Column("usage_billed_until", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    # the billing run's queue: next renewals (NULL for paused, canceled and unpaid subscriptions)
-    Index("ix_subscriptions_due", "next_invoice_at"),
     **_AUTO,
 )
+# The billing run's queue: next renewals (NULL for paused, canceled and unpaid subscriptions).
+# On SQLite the index is keyed by the UTC day only (see ``billing_core.db.due``): entries of one
+# day stay in id order, so a run that renews subscriptions in id order rewrites a few index pages
+# per chunk instead of touching most of the index in every chunk.
+Index("ix_subscriptions_due", subscriptions.c.next_invoice_at).ddl_if(dialect="postgresql")
+Index("ix_subscriptions_due_day", func.substr(subscriptions.c.next_invoice_at, 1, 10)).ddl_if(
+    dialect="sqlite"
+)
+#: one database's own indexes, checked by their own test (tests/integration/test_migrations.py):
+#: alembic compares an index on every dialect, and SQLAlchemy cannot reflect an expression index
+#: on SQLite
+_UNCOMPARED_INDEXES = frozenset({"ix_subscriptions_due", "ix_subscriptions_due_day"})
+
+
+def compared_by_alembic(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """alembic's ``include_object``: everything but the indexes alembic cannot compare."""
+    return not (type_ == "index" and name in _UNCOMPARED_INDEXES)
+
 
 subscription_items = Table(
     "subscription_items",

@@ -60,6 +60,7 @@ from billing_core.context import BillingContext, Tx
 from billing_core.customers import CardBrand, PaymentMethod
 from billing_core.db import repository
 from billing_core.db.bulk import Bulk
+from billing_core.db.due import due_condition
 from billing_core.db.types import InstantTexts, ParsedInstants
 from billing_core.db.usage_queries import aggregate_windows, metered_windows
 from billing_core.discounts import Coupon
@@ -86,6 +87,8 @@ class BillingRunResult:
     as_of: datetime
     invoices: int = 0
     passes: int = 0
+    chunks: int = 0
+    chunks_by_helper: int = 0  # planned (and collected) by the helper process
     chunks_replanned: int = 0
     subscriptions_canceled: int = 0
     invoiced_minor: dict[str, int] = field(default_factory=dict)
@@ -97,6 +100,8 @@ class BillingRunResult:
             "as_of": self.as_of.isoformat(),
             "invoices": self.invoices,
             "passes": self.passes,
+            "chunks": self.chunks,
+            "chunks_by_helper": self.chunks_by_helper,
             "chunks_replanned": self.chunks_replanned,
             "subscriptions_canceled": self.subscriptions_canceled,
             "invoiced_minor": self.invoiced_minor,
@@ -149,13 +154,12 @@ def run_billing(
 
 
 def _due_ids(bulk: Bulk, as_of: datetime, subscription_ids: Sequence[int] | None) -> list[int]:
-    where = f"next_invoice_at <= ? AND status IN ({_BILLABLE})"
+    due, params = due_condition(bulk, as_of)
+    where = f"{due} AND status IN ({_BILLABLE})"
     if subscription_ids is not None:
         bulk.temp_ids("tmp_only", subscription_ids)
         where += " AND id IN (SELECT id FROM tmp_only)"
-    ids = [
-        row[0] for row in bulk.query(f"SELECT id FROM subscriptions WHERE {where}", (bulk.instant(as_of),))
-    ]
+    ids = [row[0] for row in bulk.query(f"SELECT id FROM subscriptions WHERE {where}", params)]
     return sorted(ids)
 
 
@@ -181,12 +185,31 @@ class _Catalog:
 
 
 @dataclass
-class _Reservation:
-    """Ids reserved for a pass, handed out by the planner."""
+class _Ids:
+    """Ids for one chunk, handed out in order."""
 
     invoices: Iterator[int]
     attempts: Iterator[int]
     payments: Iterator[int]
+
+
+@dataclass
+class _Reservation:
+    """Ids reserved for a pass: chunk k always gets the k-th block of each, whoever plans it.
+
+    A chunk has at most ``chunk_size`` invoices, attempts and payments, so the run's ids (and
+    the gateway's answers, which follow the attempts' keys) do not depend on which process
+    planned which chunk.
+    """
+
+    invoices: list[int]
+    attempts: list[int]
+    payments: list[int]
+    chunk_size: int
+
+    def chunk(self, index: int) -> _Ids:
+        block = slice(index * self.chunk_size, (index + 1) * self.chunk_size)
+        return _Ids(iter(self.invoices[block]), iter(self.attempts[block]), iter(self.payments[block]))
 
 
 @dataclass
@@ -228,7 +251,7 @@ class _Planner:
         self.as_of = as_of
         self.cache = PricingCache()
 
-    def plan(self, bulk: Bulk, sub_ids: Sequence[int], ids: _Reservation, now: datetime) -> _Chunk:
+    def plan(self, bulk: Bulk, sub_ids: Sequence[int], ids: _Ids, now: datetime) -> _Chunk:
         table = bulk.temp_ids("tmp_subs", sub_ids)
         rows = bulk.query(
             f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id IN (SELECT id FROM {table})"
@@ -445,7 +468,7 @@ def _plan_in_helper(index: int, sub_ids: list[int], now: datetime) -> _Chunk:
     """Plan a chunk; keep what collecting it needs here, and send back only the rows to write."""
     engine: Engine = _REMOTE["engine"]
     with engine.connect().execution_options(read_only=True) as conn, conn.begin():
-        chunk: _Chunk = _REMOTE["planner"].plan(Bulk(conn), sub_ids, _REMOTE["ids"], now)
+        chunk: _Chunk = _REMOTE["planner"].plan(Bulk(conn), sub_ids, _REMOTE["ids"].chunk(index), now)
     _REMOTE.setdefault("collections", {})[index] = chunk.collection()
     chunk.batch.queued, chunk.cards = [], {}  # cards and attempts stay here: pickling them is costly
     return chunk
@@ -457,7 +480,7 @@ def _collect_in_helper(index: int, replanned: _Collection | None, now: datetime)
     if replanned is not None:
         request = replanned
     planner: _Planner = _REMOTE["planner"]
-    return request.send_and_build(planner.ctx, _REMOTE["engine"], _REMOTE["ids"].payments, now)
+    return request.send_and_build(planner.ctx, _REMOTE["engine"], _REMOTE["ids"].chunk(index).payments, now)
 
 
 def _take_collection(index: int) -> _Collection:
@@ -535,33 +558,42 @@ class _Pass:
     def run(self, due: list[int], chunk_size: int) -> None:
         with self.ctx.transaction() as tx:  # one short write: reserve every id the pass may use
             ids = _Reservation(
-                iter(tx.bulk.reserve_ids("invoices", len(due))),
-                iter(tx.bulk.reserve_ids("payment_attempts", len(due))),
-                iter(tx.bulk.reserve_ids("payments", len(due))),
+                tx.bulk.reserve_ids("invoices", len(due)),
+                tx.bulk.reserve_ids("payment_attempts", len(due)),
+                tx.bulk.reserve_ids("payments", len(due)),
+                chunk_size,
             )
         slices = [due[start : start + chunk_size] for start in range(0, len(due), chunk_size)]
         if self.pipelined and len(slices) > 1:
             self._run_pipelined(slices, ids)
             return
-        for sub_ids in slices:
+        for index, sub_ids in enumerate(slices):
+            chunk_ids = ids.chunk(index)
             with self.ctx.read() as conn:
-                chunk = self.planner.plan(Bulk(conn), sub_ids, ids, self.ctx.clock.now())
+                chunk = self.planner.plan(Bulk(conn), sub_ids, chunk_ids, self.ctx.clock.now())
             chunk = self._write(chunk)
             self._count(chunk)
             if self.collect and chunk.to_collect:
                 now = self.ctx.clock.now()
-                self._record(chunk.collection().send_and_build(self.ctx, self.ctx.engine, ids.payments, now))
+                self._record(
+                    chunk.collection().send_and_build(self.ctx, self.ctx.engine, chunk_ids.payments, now)
+                )
 
     def _run_pipelined(self, slices: list[list[int]], ids: _Reservation) -> None:
         """Write here while a helper process plans the chunks ahead and collects those written.
 
-        The helper runs its tasks in the order they are given. After chunk k is written it is
-        asked to plan chunk k+2 and to collect chunk k (whose invoices are committed). Chunk k's
-        answers are then written in the same transaction as chunk k+2's invoices, by which time
-        the helper has long sent them: one commit per chunk, both processes busy, and only
-        writing holds the lock. Cards and pending attempts stay in the helper, which planned
-        them; only rows to write cross between the processes. A gateway whose answers live in
-        this process's memory (a scripted test double) is asked from this process instead.
+        Chunks are written in order. The helper runs its tasks in the order they are given and
+        is kept two chunks ahead. After chunk k is written it is asked to collect chunk k (whose
+        invoices are committed); those answers are written in the same transaction as chunk k+2,
+        by which time the helper has long sent them: one commit per chunk, and only writing
+        holds the lock. Cards and pending attempts stay in the helper, which planned them; only
+        rows to write cross between the processes.
+
+        When the next chunk to write is not planned yet, this process does not wait: it plans
+        (and later collects) the first chunk nobody has taken, so the work balances itself
+        between the two processes on any machine. Ids come from each chunk's own block, so who
+        planned what changes nothing in what is written. A gateway whose answers live in this
+        process's memory (a scripted test double) is always asked from here.
         """
         remote = bool(getattr(self.ctx.gateway, "process_safe", False))
         clock = self.ctx.clock
@@ -570,27 +602,61 @@ class _Pass:
             max_workers=1, mp_context=fork, initializer=_start_helper,
             initargs=(self.ctx.engine.url.render_as_string(hide_password=False), self.ctx.engine, self.planner, ids),
         ) as helper:  # fmt: skip
-            planned = deque(helper.submit(_plan_in_helper, i, slices[i], clock.now()) for i in range(2))
+            by_helper: dict[int, Future[_Chunk]] = {}
+            here: dict[int, _Chunk] = {}
+            taken = 0  # chunks below this index are being planned (or written) by someone
+
+            def keep_helper_ahead() -> None:
+                nonlocal taken
+                while len(by_helper) < 2 and taken < len(slices):
+                    by_helper[taken] = helper.submit(_plan_in_helper, taken, slices[taken], clock.now())
+                    taken += 1
+
+            keep_helper_ahead()
             collecting: deque[Future[_Collected] | None] = deque()
             for index in range(len(slices)):
-                planned_chunk = planned.popleft().result()
-                if index + 2 < len(slices):
-                    planned.append(helper.submit(_plan_in_helper, index + 2, slices[index + 2], clock.now()))
+                while (
+                    index in by_helper
+                    and not by_helper[index].done()
+                    and taken < len(slices)
+                    and len(here) < 2
+                ):
+                    here[taken] = self._plan_here(slices[taken], ids.chunk(taken))  # rather than wait
+                    taken += 1
+                planned_here = index in here
+                planned_chunk = here.pop(index) if planned_here else by_helper.pop(index).result()
+                self.result.chunks_by_helper += not planned_here
+                keep_helper_ahead()
                 answers = collecting.popleft() if len(collecting) == 2 else None
                 chunk = self._write(planned_chunk, answers.result() if answers is not None else None)
                 self._count(chunk)
-                replanned = chunk.collection() if chunk is not planned_chunk else None
+                replanned = chunk is not planned_chunk
                 if not (self.collect and chunk.to_collect):
                     collecting.append(None)
+                elif planned_here:  # collected here, recorded with a later chunk like the helper's
+                    payment_ids = ids.chunk(index).payments
+                    collected: Future[_Collected] = Future()
+                    collected.set_result(
+                        chunk.collection().send_and_build(self.ctx, self.ctx.engine, payment_ids, clock.now())
+                    )
+                    collecting.append(collected)
                 elif remote:
-                    collecting.append(helper.submit(_collect_in_helper, index, replanned, clock.now()))
+                    request = chunk.collection() if replanned else None
+                    collecting.append(helper.submit(_collect_in_helper, index, request, clock.now()))
                 else:
-                    request = replanned or helper.submit(_take_collection, index).result()
-                    self._record(request.send_and_build(self.ctx, self.ctx.engine, ids.payments, clock.now()))
+                    request = (
+                        chunk.collection() if replanned else helper.submit(_take_collection, index).result()
+                    )
+                    payment_ids = ids.chunk(index).payments
+                    self._record(request.send_and_build(self.ctx, self.ctx.engine, payment_ids, clock.now()))
                     collecting.append(None)
             for answers in collecting:
                 if answers is not None:
                     self._record(answers.result())
+
+    def _plan_here(self, sub_ids: list[int], ids: _Ids) -> _Chunk:
+        with self.ctx.read() as conn:
+            return self.planner.plan(Bulk(conn), sub_ids, ids, self.ctx.clock.now())
 
     def _write(self, chunk: _Chunk, answers: _Collected | None = None) -> _Chunk:
         """Write a planned chunk, and earlier answers with it; plan it again under the lock if stale."""
@@ -612,7 +678,7 @@ class _Pass:
             self.result.chunks_replanned += 1
             with self.ctx.transaction() as tx:  # plan again under the lock, where nothing moves
                 bulk = tx.bulk
-                ids = _Reservation(
+                ids = _Ids(
                     iter(bulk.reserve_ids("invoices", len(chunk.subscription_ids))),
                     iter(bulk.reserve_ids("payment_attempts", len(chunk.subscription_ids))),
                     iter(()),
@@ -623,6 +689,7 @@ class _Pass:
 
     def _count(self, chunk: _Chunk) -> None:
         result = self.result
+        result.chunks += 1
         result.invoices += len(chunk.written)
         result.subscriptions_canceled += chunk.canceled
         for code, amount in chunk.invoiced_minor.items():

@@ -63,6 +63,7 @@ from billing_core.book import MARKETS
 from billing_core.clock import FrozenClock
 from billing_core.context import BillingContext
 from billing_core.db.bulk import Bulk
+from billing_core.db.due import due_condition
 from billing_core.db.types import parse_instant_column
 from billing_core.disputes import DisputeCategory
 from billing_core.dunning.policy import DunningPolicy, StaticPolicy
@@ -440,9 +441,10 @@ class Runner:
             return
         with self.ctx.read() as conn:
             bulk = Bulk(conn)
+            due, params = due_condition(bulk, as_of)
             rows = bulk.query(
-                "SELECT id, customer_id FROM subscriptions WHERE next_invoice_at <= ? AND status IN (?, ?, ?)",
-                (bulk.instant(as_of), *_BILLABLE),
+                f"SELECT id, customer_id FROM subscriptions WHERE {due} AND status IN (?, ?, ?)",
+                (*params, *_BILLABLE),
             )
         if not rows:
             return
@@ -1190,13 +1192,14 @@ class Runner:
         elif every > 1 and not everything:
             with self.ctx.read() as conn:
                 bulk = Bulk(conn)
+                due, params = due_condition(bulk, self.state.instant(day + 1))
                 renewing = np.array(
                     sorted(
                         {
                             row[0]
                             for row in bulk.query(
-                                "SELECT customer_id FROM subscriptions WHERE next_invoice_at <= ? AND status IN (?, ?, ?)",
-                                (bulk.instant(self.state.instant(day + 1)), *_BILLABLE),
+                                f"SELECT customer_id FROM subscriptions WHERE {due} AND status IN (?, ?, ?)",
+                                (*params, *_BILLABLE),
                             )
                         }
                     ),

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -14,8 +17,11 @@ from billing_core.book import build_book, expected_totals
 from billing_core.clock import FrozenClock
 from billing_core.context import BillingContext
 from billing_core.db.bulk import Bulk
+from billing_core.db.engine import create_engine
+from billing_core.db.migrate import upgrade
 from billing_core.db.types import parse_instant_column
 from billing_core.payments import DeclineCode, ScriptedGateway, SimulatedGateway
+from billing_core.services import billing_run
 from billing_core.services.billing_run import run_billing
 from tests.integration import _workers
 
@@ -98,6 +104,73 @@ def test_one_run_invoices_every_period_right(engine: Engine, pipelined: bool) ->
     assert result.payments.succeeded + result.payments.failed == attempts
     check_book(ctx, expected)
     assert run_billing(ctx, as_of=AS_OF).invoices == 0  # idempotent
+
+
+def test_the_writer_plans_chunks_itself_while_the_helper_is_busy(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Work balances between the processes: chunks the writer plans itself are written and collected right."""
+    plan_in_helper = billing_run._plan_in_helper
+
+    def slow_helper(*args: Any) -> Any:
+        time.sleep(0.4)
+        return plan_in_helper(*args)
+
+    # sent to the (forked) helper by name, where the name finds this function too
+    slow_helper.__module__, slow_helper.__qualname__ = plan_in_helper.__module__, plan_in_helper.__qualname__
+    monkeypatch.setattr(billing_run, "_plan_in_helper", slow_helper)
+    ctx, expected = make_book(engine)
+    result = run_billing(ctx, as_of=AS_OF, chunk_size=300, pipelined=True)
+    assert result.chunks == 10
+    assert 0 < result.chunks_by_helper < result.chunks
+    assert result.invoices == SUBSCRIPTIONS
+    with ctx.read() as conn:
+        (attempts,) = Bulk(conn).query("SELECT COUNT(*) FROM payment_attempts")[0]
+    assert result.payments.attempted == attempts
+    check_book(ctx, expected)
+
+
+def test_who_plans_a_chunk_changes_nothing_that_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same book billed in one process and by two (the helper slowed down) ends with the same rows."""
+
+    def bill(name: str, pipelined: bool) -> dict[str, list[tuple[Any, ...]]]:
+        engine = create_engine(f"sqlite:///{tmp_path / name}")
+        upgrade(engine)
+        ctx, _ = make_book(engine)
+        run_billing(ctx, as_of=AS_OF, chunk_size=300, pipelined=pipelined)
+        with ctx.read() as conn:
+            bulk = Bulk(conn)
+            rows = {
+                "invoices": bulk.query(
+                    "SELECT id, number, subscription_id, status, total_minor, amount_paid_minor FROM invoices ORDER BY id"
+                ),
+                "attempts": bulk.query(
+                    "SELECT id, invoice_id, status, decline_code FROM payment_attempts ORDER BY id"
+                ),
+                "payments": bulk.query(
+                    "SELECT id, invoice_id, attempt_id, amount_minor FROM payments ORDER BY id"
+                ),
+                # the chain's order follows the transactions, which record answers at different times
+                "events": sorted(bulk.query("SELECT event_type, aggregate_id, payload FROM outbox")),
+            }
+        engine.dispose()
+        return rows
+
+    one_process = bill("one.db", pipelined=False)
+    plan_in_helper = billing_run._plan_in_helper
+
+    def slow_helper(index: int, *args: Any) -> Any:
+        time.sleep(0.3 if index % 3 else 0.0)
+        return plan_in_helper(index, *args)
+
+    slow_helper.__module__, slow_helper.__qualname__ = plan_in_helper.__module__, plan_in_helper.__qualname__
+    monkeypatch.setattr(billing_run, "_plan_in_helper", slow_helper)
+    two_processes = bill("two.db", pipelined=True)
+    assert len(one_process["invoices"]) == SUBSCRIPTIONS
+    for table, rows in one_process.items():
+        assert two_processes[table] == rows, table
 
 
 def test_two_concurrent_runs_invoice_each_period_once(engine: Engine, database_url: str) -> None:

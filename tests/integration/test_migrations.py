@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+import warnings
+from datetime import UTC, datetime
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
+from billing_core.db.bulk import Bulk
+from billing_core.db.due import DUE_DAY_INDEX, due_condition
 from billing_core.db.migrate import current_revision, downgrade, upgrade
-from billing_core.db.schema import metadata
+from billing_core.db.schema import compared_by_alembic, metadata
 
 
 def diffs(engine: Engine) -> list[object]:
-    with engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+    with engine.connect() as conn, warnings.catch_warnings():
+        # the due index is an expression index, which SQLAlchemy does not reflect on SQLite
+        warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
+        warnings.filterwarnings(
+            "ignore", message="autogenerate skipping metadata-specified expression-based index"
+        )
+        context = MigrationContext.configure(conn, opts={"include_object": compared_by_alembic})
+        return list(compare_metadata(context, metadata))
+
+
+def test_the_due_query_reaches_the_due_index(engine: Engine) -> None:
+    with engine.connect() as conn, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
+        bulk = Bulk(conn)
+        condition, params = due_condition(bulk, datetime(2026, 3, 1, tzinfo=UTC))
+        if bulk.sqlite:
+            (sql,) = bulk.query("SELECT sql FROM sqlite_master WHERE name = ?", (DUE_DAY_INDEX,))[0]
+            assert "substr(next_invoice_at, 1, 10)" in sql
+            plan = " ".join(
+                str(row[-1])
+                for row in bulk.query(
+                    f"EXPLAIN QUERY PLAN SELECT id FROM subscriptions WHERE {condition}", params
+                )
+            )
+            assert DUE_DAY_INDEX in plan
+            names = {index["name"] for index in inspect(conn).get_indexes("subscriptions")}
+            assert "ix_subscriptions_due" not in names
+        else:
+            names = {index["name"] for index in inspect(conn).get_indexes("subscriptions")}
+            assert "ix_subscriptions_due" in names
+            assert DUE_DAY_INDEX not in names
 
 
 def test_migrated_schema_matches_the_declared_tables(engine: Engine) -> None:

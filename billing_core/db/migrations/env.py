@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 
 from billing_core.db.engine import create_engine
-from billing_core.db.schema import metadata
+from billing_core.db.schema import compared_by_alembic, metadata
 
 config = context.config
 
@@ -41,6 +41,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=compared_by_alembic,
     )
     with context.begin_transaction():
         context.run_migrations()
