@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _machine import machine  # benchmarks/_machine.py
 from tqdm import tqdm
 
 from billing_core.book import build_book, expected_totals
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    machine_before = machine()  # before anything of ours loads the cores
 
     with tempfile.TemporaryDirectory(prefix="recoup-bench-") as tmp:
         path = args.db or Path(tmp) / "billing.db"
@@ -92,6 +94,7 @@ def main() -> None:
             "invoices_checked": checked,
             "invoices_wrong": wrong,
             "database": "sqlite",
+            "machine": machine_before,
         }
         engine.dispose()
     print(json.dumps(report))

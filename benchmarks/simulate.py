@@ -28,6 +28,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _machine import machine  # benchmarks/_machine.py
+
 from billing_core.clock import FrozenClock
 from billing_core.context import BillingContext
 from billing_core.db.engine import create_engine
@@ -68,6 +70,7 @@ def main() -> None:
         **({"usage_report_days": args.usage_report_days} if args.usage_report_days else {}),
     )
     load_before = os.getloadavg()[0]
+    machine_before = machine()
     with tempfile.TemporaryDirectory(prefix="recoup-bench-") as tmp:
         path = args.db or Path(tmp) / "simulate.db"
         for suffix in ("", "-wal", "-shm"):
@@ -122,6 +125,7 @@ def main() -> None:
         "billing_every_days": args.billing_every,
         "usage_report_days": config.usage_report_days,
         "database": "sqlite",
+        "machine": machine_before,
     }
     print(json.dumps(report))
 

@@ -63,6 +63,7 @@ from billing_core.book import MARKETS
 from billing_core.clock import FrozenClock
 from billing_core.context import BillingContext
 from billing_core.db.bulk import Bulk
+from billing_core.db.checkpoints import background_checkpoints
 from billing_core.db.due import due_condition
 from billing_core.db.types import parse_instant_column
 from billing_core.disputes import DisputeCategory
@@ -263,7 +264,8 @@ def run_world(
     the simulated days. ``ctx.gateway`` is replaced by a :class:`~.world_gateway.WorldGateway`.
     ``on_month`` is called after each simulated month, ``on_day(day, days)`` after each day.
     """
-    return Runner(ctx, config, truth).run(on_month=on_month, on_day=on_day)
+    with background_checkpoints(ctx.engine):  # the days' commits append; a thread copies the log
+        return Runner(ctx, config, truth).run(on_month=on_month, on_day=on_day)
 
 
 class Runner:
