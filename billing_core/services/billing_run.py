@@ -8,7 +8,9 @@ up period by period (one pass per period).
 
 How it scales
 -------------
-The run is set-based. Due subscriptions are taken in chunks (5,000 by default), in id order.
+The run is set-based. Due subscriptions are taken in chunks (5,000 by default), in id order;
+the due index is keyed by day on SQLite (:mod:`billing_core.db.due`) so that renewing them in
+that order rewrites few of its pages.
 For each chunk the *planner* reads every input with a handful of queries (subscriptions, items,
 customers, usage aggregated in SQL, scheduled plan changes, one-time charges) from a read
 snapshot, prices the invoices with the pure planning code
@@ -21,9 +23,11 @@ attempts then go to the gateway in one batch, and the answers are recorded in bu
 The write lock is held only while rows are written, never while Python prices.
 
 Planning and writing overlap: where the platform can fork, a planner process (which inherits
-the planner, its pricing caches and the reserved ids) plans chunk k+1 on its own read snapshot
-while this process writes and collects chunk k. Chunks are disjoint sets of subscriptions; a
-customer balance that an earlier chunk changed is caught by the version check below.
+the planner, its pricing caches and the reserved ids) plans the next chunks on its own read
+snapshot while this process writes, and this process plans a chunk itself whenever the helper
+has not finished the next one. Chunks are disjoint sets of subscriptions, written in order,
+each with its own block of the reserved ids; a customer balance that an earlier chunk changed
+is caught by the version check below.
 
 Exactly once
 ------------
