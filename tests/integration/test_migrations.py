@@ -9,10 +9,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
+from billing_core.book import build_book
+from billing_core.clock import FrozenClock
+from billing_core.context import BillingContext
 from billing_core.db.bulk import Bulk
 from billing_core.db.due import DUE_DAY_INDEX, due_condition
 from billing_core.db.migrate import current_revision, downgrade, upgrade
 from billing_core.db.schema import compared_by_alembic, metadata
+from billing_core.services.billing_run import run_billing
 
 
 def diffs(engine: Engine) -> list[object]:
@@ -61,3 +65,34 @@ def test_downgrade_to_base_and_upgrade_again(engine: Engine) -> None:
     upgrade(engine)
     assert set(metadata.tables) <= set(inspect(engine).get_table_names())
     assert diffs(engine) == []
+
+
+def test_the_due_index_changes_under_a_filled_book(engine: Engine) -> None:
+    """0008 swaps the due index on a database that already holds subscriptions; queries agree."""
+    as_of = datetime(2026, 3, 1, tzinfo=UTC)
+    ctx = BillingContext(engine, clock=FrozenClock(as_of))
+    build_book(ctx, subscriptions=300, as_of=as_of, seed=3)
+
+    def due_ids() -> list[int]:
+        with engine.connect() as conn:
+            bulk = Bulk(conn)
+            condition, params = due_condition(bulk, as_of)
+            return [
+                row[0]
+                for row in bulk.query(f"SELECT id FROM subscriptions WHERE {condition} ORDER BY id", params)
+            ]
+
+    with engine.connect() as conn:
+        everything = [
+            row[0]
+            for row in Bulk(conn).query(
+                "SELECT id FROM subscriptions WHERE next_invoice_at IS NOT NULL ORDER BY id"
+            )
+        ]
+    assert due_ids() == everything  # the book is all due by as_of
+    downgrade(engine, "0007")
+    assert due_ids() == everything
+    upgrade(engine)
+    assert due_ids() == everything
+    assert run_billing(ctx, as_of=as_of, pipelined=False).invoices == len(everything)
+    assert due_ids() == []
