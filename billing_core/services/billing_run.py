@@ -493,6 +493,10 @@ def _take_collection(index: int) -> _Collection:
     return collection
 
 
+def _pending(*futures: Future[Any] | None) -> bool:
+    return any(future is not None and not future.done() for future in futures)
+
+
 class _Collected(NamedTuple):
     attempt_ids: list[int]
     batch: ResultBatch
@@ -593,9 +597,9 @@ class _Pass:
         holds the lock. Cards and pending attempts stay in the helper, which planned them; only
         rows to write cross between the processes.
 
-        When the next chunk to write is not planned yet, this process does not wait: it plans
-        (and later collects) the first chunk nobody has taken, so the work balances itself
-        between the two processes on any machine. Ids come from each chunk's own block, so who
+        When the next chunk to write is not planned yet, or the answers to write with it are not
+        ready, this process does not wait: it plans (and later collects) the first chunk nobody
+        has taken, so the work balances itself between the two processes on any machine. Ids come from each chunk's own block, so who
         planned what changes nothing in what is written. A gateway whose answers live in this
         process's memory (a scripted test double) is always asked from here.
         """
@@ -619,19 +623,15 @@ class _Pass:
             keep_helper_ahead()
             collecting: deque[Future[_Collected] | None] = deque()
             for index in range(len(slices)):
-                while (
-                    index in by_helper
-                    and not by_helper[index].done()
-                    and taken < len(slices)
-                    and len(here) < 2
-                ):
+                answers = collecting.popleft() if len(collecting) == 2 else None
+                # the chunk to write, or the answers to write with it, still with the helper?
+                while _pending(by_helper.get(index), answers) and taken < len(slices) and len(here) < 2:
                     here[taken] = self._plan_here(slices[taken], ids.chunk(taken))  # rather than wait
                     taken += 1
                 planned_here = index in here
                 planned_chunk = here.pop(index) if planned_here else by_helper.pop(index).result()
                 self.result.chunks_by_helper += not planned_here
                 keep_helper_ahead()
-                answers = collecting.popleft() if len(collecting) == 2 else None
                 chunk = self._write(planned_chunk, answers.result() if answers is not None else None)
                 self._count(chunk)
                 replanned = chunk is not planned_chunk
