@@ -559,8 +559,8 @@ class _Pass:
         self.collect = collect
         self.on_progress = on_progress
         self.total = total
-        # a helper process plans chunk k+1 and collects chunk k-1 while this process writes chunk k
-        # (fork only: the planner, its caches and the id reservation are inherited, not pickled)
+        # a helper process plans the chunks ahead and collects those written while this process
+        # writes (fork only: the planner, its caches and the id reservation are inherited, not pickled)
         self.pipelined = pipelined and "fork" in multiprocessing.get_all_start_methods()
 
     def run(self, due: list[int], chunk_size: int) -> None:
@@ -599,9 +599,10 @@ class _Pass:
 
         When the next chunk to write is not planned yet, or the answers to write with it are not
         ready, this process does not wait: it plans (and later collects) the first chunk nobody
-        has taken, so the work balances itself between the two processes on any machine. Ids come from each chunk's own block, so who
-        planned what changes nothing in what is written. A gateway whose answers live in this
-        process's memory (a scripted test double) is always asked from here.
+        has taken, so the work balances itself between the two processes on any machine. Ids
+        come from each chunk's own block, so who planned what changes nothing in what is
+        written. A gateway whose answers live in this process's memory (a scripted test double)
+        is always asked from here.
         """
         remote = bool(getattr(self.ctx.gateway, "process_safe", False))
         clock = self.ctx.clock
