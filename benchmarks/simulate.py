@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import sys
@@ -69,7 +68,6 @@ def main() -> None:
         pipelined=not args.sequential,
         **({"usage_report_days": args.usage_report_days} if args.usage_report_days else {}),
     )
-    load_before = os.getloadavg()[0]
     machine_before = machine()
     with tempfile.TemporaryDirectory(prefix="recoup-bench-") as tmp:
         path = args.db or Path(tmp) / "simulate.db"
@@ -119,7 +117,7 @@ def main() -> None:
         "cpu_seconds": round(cpu_seconds, 2),
         "helper_cpu_seconds": round(children.ru_utime + children.ru_stime, 2),
         "database_mb": round(size_mb, 1),
-        "load_average_before": round(load_before, 2),
+        "load_average_before": machine_before["load_average"],
         "scenario": args.scenario,
         "policy": config.policy.name,
         "billing_every_days": args.billing_every,

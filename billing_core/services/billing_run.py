@@ -577,15 +577,10 @@ class _Pass:
             return
         for index, sub_ids in enumerate(slices):
             chunk_ids = ids.chunk(index)
-            with self.ctx.read() as conn:
-                chunk = self.planner.plan(Bulk(conn), sub_ids, chunk_ids, self.ctx.clock.now())
-            chunk = self._write(chunk)
+            chunk = self._write(self._plan_here(sub_ids, chunk_ids))
             self._count(chunk)
             if self.collect and chunk.to_collect:
-                now = self.ctx.clock.now()
-                self._record(
-                    chunk.collection().send_and_build(self.ctx, self.ctx.engine, chunk_ids.payments, now)
-                )
+                self._record(self._send_here(chunk.collection(), chunk_ids.payments))
 
     def _run_pipelined(self, slices: list[list[int]], ids: _Reservation) -> None:
         """Write here while a helper process plans the chunks ahead and collects those written.
@@ -639,11 +634,8 @@ class _Pass:
                 if not (self.collect and chunk.to_collect):
                     collecting.append(None)
                 elif planned_here:  # collected here, recorded with a later chunk like the helper's
-                    payment_ids = ids.chunk(index).payments
                     collected: Future[_Collected] = Future()
-                    collected.set_result(
-                        chunk.collection().send_and_build(self.ctx, self.ctx.engine, payment_ids, clock.now())
-                    )
+                    collected.set_result(self._send_here(chunk.collection(), ids.chunk(index).payments))
                     collecting.append(collected)
                 elif remote:
                     request = chunk.collection() if replanned else None
@@ -652,8 +644,7 @@ class _Pass:
                     request = (
                         chunk.collection() if replanned else helper.submit(_take_collection, index).result()
                     )
-                    payment_ids = ids.chunk(index).payments
-                    self._record(request.send_and_build(self.ctx, self.ctx.engine, payment_ids, clock.now()))
+                    self._record(self._send_here(request, ids.chunk(index).payments))
                     collecting.append(None)
             for answers in collecting:
                 if answers is not None:
@@ -662,6 +653,9 @@ class _Pass:
     def _plan_here(self, sub_ids: list[int], ids: _Ids) -> _Chunk:
         with self.ctx.read() as conn:
             return self.planner.plan(Bulk(conn), sub_ids, ids, self.ctx.clock.now())
+
+    def _send_here(self, request: _Collection, payment_ids: Iterator[int]) -> _Collected:
+        return request.send_and_build(self.ctx, self.ctx.engine, payment_ids, self.ctx.clock.now())
 
     def _write(self, chunk: _Chunk, answers: _Collected | None = None) -> _Chunk:
         """Write a planned chunk, and earlier answers with it; plan it again under the lock if stale."""
