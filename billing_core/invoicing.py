@@ -82,12 +82,25 @@ class Renewal:
 
 @dataclass
 class PricingCache:
-    """Memoizes exact amounts, descriptions and totals across the invoices of a run."""
+    """Memoizes exact amounts, descriptions and totals across invoices.
+
+    Keys are catalog ids (prices, coupons, tax rates) with quantities, factors and usage, so a
+    cache is only valid for one catalog whose rows never change: it may outlive a run (see
+    :mod:`billing_core.services.billing_run`) but not a database.
+    """
 
     amounts: dict[tuple[int, int, Fraction], int] = field(default_factory=dict)
     totals: dict[tuple[object, ...], Totals] = field(default_factory=dict)
     descriptions: dict[tuple[int, LineKind], str] = field(default_factory=dict)
     cases: dict[tuple[object, ...], tuple[tuple[LineDraft, ...], Totals]] = field(default_factory=dict)
+
+    def size(self) -> int:
+        """Entries remembered, all memos together."""
+        return len(self.amounts) + len(self.totals) + len(self.descriptions) + len(self.cases)
+
+    def clear(self) -> None:
+        for memo in (self.amounts, self.totals, self.descriptions, self.cases):
+            memo.clear()
 
     def line_amount(self, price: Price, quantity: int, factor: Fraction = _ONE) -> int:
         """``price`` for ``quantity`` units over ``factor`` of a period, rounded once."""

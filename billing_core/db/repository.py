@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, select
+from sqlalchemy import Connection, CursorResult, func, select
 
 from billing_core.catalog import (
     Aggregation,
@@ -196,6 +196,27 @@ def get_tax_rate(conn: Connection, tax_rate_id: object, *, field: str = "tax_rat
     return tax_rate_from_row(
         _one(conn, t.tax_rates, t.tax_rates.c.id, tax_rate_id, field=field, entity="tax rate")
     )
+
+
+def catalog_fingerprint(conn: Connection) -> tuple[Any, ...]:
+    """Counts and highest ids of the catalog's tables: they change whenever a row is added.
+
+    Catalog rows are never updated (nothing in Recoup issues an UPDATE on them), so this is
+    enough to tell whether a catalog loaded earlier is still the catalog.
+    """
+    row = conn.execute(
+        select(
+            select(func.count()).select_from(t.prices).scalar_subquery(),
+            select(func.max(t.prices.c.id)).scalar_subquery(),
+            select(func.count()).select_from(t.price_tiers).scalar_subquery(),
+            select(func.count()).select_from(t.coupons).scalar_subquery(),
+            select(func.max(t.coupons.c.id)).scalar_subquery(),
+            select(func.count()).select_from(t.tax_rates).scalar_subquery(),
+            select(func.max(t.tax_rates.c.id)).scalar_subquery(),
+            select(func.count()).select_from(t.billable_metrics).scalar_subquery(),
+        )
+    ).one()
+    return tuple(row)
 
 
 def load_tax_rates(conn: Connection) -> dict[int, TaxRate]:

@@ -49,6 +49,7 @@ import gc
 import json
 import multiprocessing
 import time as _time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -139,7 +140,8 @@ def run_billing(
         # attempts left pending by an interrupted run go first, with their original keys
         result.payments.add(collect_payments(ctx, due_by=ctx.clock.now()))
     with ctx.read() as conn:
-        planner = _Planner(ctx, _Catalog.load(conn), as_of)
+        catalog, cache = _catalog_of(ctx.engine, conn)
+        planner = _Planner(ctx, catalog, as_of, cache)
     collecting_garbage = gc.isenabled()
     gc.disable()  # millions of short-lived rows: the cyclic collector would only scan them
     try:
@@ -186,6 +188,37 @@ class _Catalog:
             repository.load_tax_rates(conn),
             {code: metric.aggregation for code, metric in repository.all_metrics(conn).items()},
         )
+
+
+#: a run's pricing memo is dropped at the start of a run once it holds this many entries
+_PRICING_CACHE_ENTRIES = 200_000
+
+
+@dataclass
+class _CachedCatalog:
+    fingerprint: tuple[Any, ...]
+    catalog: _Catalog
+    cache: PricingCache
+
+
+_CATALOGS: weakref.WeakKeyDictionary[Engine, _CachedCatalog] = weakref.WeakKeyDictionary()
+
+
+def _catalog_of(engine: Engine, conn: Any) -> tuple[_Catalog, PricingCache]:
+    """The catalog and the pricing memo for a run, kept from the previous run on the same engine.
+
+    Catalog rows (prices and their tiers, coupons, tax rates, metrics) are only ever inserted, never
+    updated: a changed price is a new price. So what earlier runs loaded and priced still holds as
+    long as no row was added, which one query of counts and highest ids tells. A simulation that
+    bills every day thus loads the catalog once and prices each case once, not once per run.
+    """
+    fingerprint = repository.catalog_fingerprint(conn)
+    cached = _CATALOGS.get(engine)
+    if cached is None or cached.fingerprint != fingerprint:
+        cached = _CATALOGS[engine] = _CachedCatalog(fingerprint, _Catalog.load(conn), PricingCache())
+    elif cached.cache.size() > _PRICING_CACHE_ENTRIES:  # usage amounts vary without end: bound the memo
+        cached.cache.clear()
+    return cached.catalog, cached.cache
 
 
 @dataclass
@@ -249,11 +282,11 @@ _SUB_COLUMNS = (
 class _Planner:
     """Reads a chunk's inputs and plans its invoices; works on any connection."""
 
-    def __init__(self, ctx: BillingContext, catalog: _Catalog, as_of: datetime) -> None:
+    def __init__(self, ctx: BillingContext, catalog: _Catalog, as_of: datetime, cache: PricingCache) -> None:
         self.ctx = ctx
         self.catalog = catalog
         self.as_of = as_of
-        self.cache = PricingCache()
+        self.cache = cache
 
     def plan(self, bulk: Bulk, sub_ids: Sequence[int], ids: _Ids, now: datetime) -> _Chunk:
         table = bulk.temp_ids("tmp_subs", sub_ids)

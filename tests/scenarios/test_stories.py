@@ -305,3 +305,35 @@ def test_numbering_is_gapless_and_a_rerun_changes_nothing(world: World, clock: F
     assert numbers == [f"INV-{n:06d}" for n in range(1, 21)]
     assert report.events > 20
     clock.advance(timedelta(days=1))
+
+
+def test_a_price_added_between_billing_runs_is_billed_by_the_next_one(
+    world: World, clock: FrozenClock
+) -> None:
+    """Runs keep the catalog they loaded (catalog rows never change) until a row is added."""
+    from billing_core.services import billing_run
+
+    basic = flat(world, 19_00)
+    c = world.customer()
+    sub = create_subscription(world.ctx, customer_id=c, items=[{"price_id": basic, "quantity": 1}])
+    clock.set(at(2026, 2, 1))
+    run_billing(world.ctx, as_of=clock.now())
+    with world.ctx.read() as conn:
+        kept = billing_run._catalog_of(world.ctx.engine, conn)
+        assert billing_run._catalog_of(world.ctx.engine, conn)[0] is kept[0]  # nothing added: reused
+
+    premium = flat(world, 59_00)  # a price the first run never saw
+    change_plan(
+        world.ctx,
+        subscription_id=sub.id,
+        items=[{"price_id": premium, "quantity": 1}],
+        effective="period_end",
+    )
+    clock.set(at(2026, 3, 1))
+    run_billing(world.ctx, as_of=clock.now())
+    renewal = world.invoices(c)[-1]
+    assert [(line["price_id"], line["amount_minor"]) for line in renewal["lines"]] == [(premium, 59_00)]
+    with world.ctx.read() as conn:
+        catalog, _cache = billing_run._catalog_of(world.ctx.engine, conn)
+    assert catalog is not kept[0]
+    assert premium in catalog.prices
