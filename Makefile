@@ -12,6 +12,9 @@ export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export UV_NO_PROGRESS := 1
+# compile the environment's bytecode once at install: where PYTHONDONTWRITEBYTECODE is set (as on
+# many CI machines), every process would otherwise compile pandas, SQLAlchemy, MLflow... from source
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: demo test lint typecheck unit bench-billing clean
 
