@@ -12,9 +12,6 @@ export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export UV_NO_PROGRESS := 1
-# compile the environment's bytecode once at install: where PYTHONDONTWRITEBYTECODE is set (as on
-# many CI machines), every process would otherwise compile pandas, SQLAlchemy, MLflow... from source
-export UV_COMPILE_BYTECODE := 1
 
 .PHONY: demo test lint typecheck unit bench-billing clean
 
@@ -22,8 +19,10 @@ $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv
 
+# The environment's bytecode is compiled once, here: where PYTHONDONTWRITEBYTECODE is set (as on
+# many CI machines) every process would otherwise compile pandas, SQLAlchemy, MLflow... again.
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 demo: .venv/.synced
